@@ -1,0 +1,148 @@
+"""CAER-S loader: folder-per-class frames plus face boxes, in the formats the real dataset uses.
+
+Expected layout (synthetic data is written the same way)::
+
+    <root>/<split>/<Class>/<NNNN>.png                Class in Anger (or Angry), Disgust, Fear,
+                                                      Happy, Neutral, Sad, Surprise
+    <root>/face_boxes/<split>.txt    or  .json       face boxes, see below
+
+CAER-S ships no face boxes; reproductions use one of two formats, and both are read here:
+
+* text lines ``relpath,label,x1,y1,x2,y2`` (dlib detector output and its hand-corrected version);
+  ``relpath`` may or may not start with the split folder; ``label`` must agree with the folder;
+* JSON ``{"Anger/0001.png": [x1, y1, x2, y2], ...}`` with float coordinates.
+
+Reversed corners are normalised, boxes past the border are clipped, and an all-zero box (or an image
+missing from the box file) means "no face": the subject view is then the whole frame and the
+context is left unmasked (``has_box`` is False; :attr:`CAERS.box_counts` reports how many).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections import Counter
+from pathlib import Path
+
+from reprolib.data.base import Record, SubjectContextDataset
+from reprolib.data.views import DataFormatError
+
+CLASSES = ("Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
+CLASS_ALIASES = {"angry": "Anger"}  # train/Angry in some releases, test/Anger in others
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def canonical_class(folder: str, source: str) -> str:
+    """Map a class folder name to its canonical CAER-S name (Angry -> Anger), or fail naming it."""
+    for name in CLASSES:
+        if folder.lower() == name.lower():
+            return name
+    if folder.lower() in CLASS_ALIASES:
+        return CLASS_ALIASES[folder.lower()]
+    raise DataFormatError(f"{source}: unknown class folder {folder!r}; expected one of {CLASSES} (or Angry)")
+
+
+def _box_key(relpath: str, source: str) -> tuple[str, str]:
+    """(canonical class, file name) from a relpath with or without the split folder in front."""
+    parts = Path(relpath.strip().replace("\\", "/")).parts
+    if len(parts) < 2:
+        raise DataFormatError(f"{source}: path {relpath!r} does not name <Class>/<file>")
+    return canonical_class(parts[-2], source), parts[-1]
+
+
+def read_face_boxes(path: str | Path) -> dict[tuple[str, str], list[float]]:
+    """Read a face-box file in the text or JSON format into {(class, file name): [x1, y1, x2, y2]}."""
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(f"{path}: face-box file is missing")
+    boxes: dict[tuple[str, str], list[float]] = {}
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise DataFormatError(f"{path}: expected a JSON object mapping 'Class/file.png' to a box")
+        for rel, box in data.items():
+            where = f"{path} [{rel!r}]"
+            if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, (int, float)) for v in box):
+                raise DataFormatError(f"{where}: box must be a list of 4 numbers, got {box!r}")
+            boxes[_box_key(rel, where)] = [float(v) for v in box]
+        return boxes
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        fields = line.strip().split(",")
+        if len(fields) != 6:
+            raise DataFormatError(f"{where}: expected 'relpath,label,x1,y1,x2,y2', got {line.strip()!r}")
+        try:
+            label = int(fields[1])
+            box = [float(v) for v in fields[2:]]
+        except ValueError:
+            raise DataFormatError(f"{where}: label and coordinates must be numbers, got {line.strip()!r}") from None
+        key = _box_key(fields[0], where)
+        if not 0 <= label < len(CLASSES) or CLASSES[label] != key[0]:
+            raise DataFormatError(f"{where}: label {label} does not match class folder {key[0]!r}")
+        boxes[key] = box
+    return boxes
+
+
+def find_face_boxes(root: Path, split: str) -> Path | None:
+    for suffix in (".txt", ".json"):
+        candidate = root / "face_boxes" / f"{split}{suffix}"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+class CAERS(SubjectContextDataset):
+    """CAER-S frames as ``subject`` (face crop), ``context`` (face masked), ``image`` and ``label``.
+
+    ``face_boxes``: a path to a box file, None to look in ``<root>/face_boxes/<split>.{txt,json}``, or
+    False to run without boxes (every sample then has ``has_box`` False). Remaining keyword arguments
+    go to :class:`~reprolib.data.base.SubjectContextDataset` (sizes, ``normalize``, ``cache``).
+    """
+
+    classes = CLASSES
+
+    def __init__(self, root: str | Path, split: str = "train", face_boxes=None, **kwargs):
+        self.root = Path(root)
+        self.split = split
+        split_dir = self.root / split
+        if not split_dir.is_dir():
+            raise DataFormatError(
+                f"{split_dir}: split folder is missing; expected <root>/{split}/<Class>/<NNNN>.png")
+        if face_boxes is None:
+            face_boxes = find_face_boxes(self.root, split)
+            if face_boxes is None:
+                raise DataFormatError(
+                    f"{self.root / 'face_boxes'}: no {split}.txt or {split}.json face-box file; "
+                    "pass face_boxes=<path> or face_boxes=False to use whole frames")
+        boxes = read_face_boxes(face_boxes) if face_boxes is not False else {}
+
+        records: list[Record] = []
+        seen: set[tuple[str, str]] = set()
+        for folder in sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            cls = canonical_class(folder.name, str(folder))
+            label = CLASSES.index(cls)
+            for file in sorted(folder.iterdir()):
+                if file.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                key = (cls, file.name)
+                seen.add(key)
+                records.append(Record(path=file, box=boxes.get(key), target={"label": label},
+                                      source=str(face_boxes) if key in boxes else str(file)))
+        if not records:
+            raise DataFormatError(f"{split_dir}: no images found in class folders")
+        self.box_counts = Counter(
+            "none" if r.box is None else ("zero" if not any(r.box) else "given") for r in records)
+        self.box_counts["unmatched_in_file"] = len(set(boxes) - seen)
+        if face_boxes is not False and self.box_counts["none"]:
+            warnings.warn(f"{face_boxes}: {self.box_counts['none']} of {len(records)} {split} images have "
+                          "no face box; they are served as whole frames (has_box=False)", stacklevel=2)
+        super().__init__(records, **kwargs)
+
+    @property
+    def labels(self):
+        return self.targets("label")
