@@ -78,3 +78,30 @@ class SubjectContextDataset(Dataset):
         """All values of one target (e.g. ``label``) stacked, without opening any image."""
         values = [r.target[key] for r in self.records]
         return torch.stack(values) if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+
+
+def targets_of(data: Dataset, key: str = "label") -> torch.Tensor:
+    """Targets of a dataset or of a ``Subset`` of one, read from the annotations, not the images."""
+    if isinstance(data, torch.utils.data.Subset):
+        return targets_of(data.dataset, key)[torch.as_tensor(data.indices)]
+    return data.targets(key)
+
+
+def records_of(data: Dataset) -> list[Record]:
+    """The annotation records of a dataset or of a ``Subset`` of one, in the order it serves them."""
+    if isinstance(data, torch.utils.data.Subset):
+        parent = records_of(data.dataset)
+        return [parent[i] for i in data.indices]
+    return data.records
+
+
+def carve_validation(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Split a seeded ``fraction`` of ``train`` off as validation (for datasets that ship no val split).
+
+    Checkpoints are then selected on data drawn from the training distribution, never on a test split.
+    """
+    n = len(train)
+    n_val = max(1, int(round(n * fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    return (torch.utils.data.Subset(train, sorted(order[n_val:])),
+            torch.utils.data.Subset(train, sorted(order[:n_val])))

@@ -24,7 +24,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from reprolib.data.base import Record, SubjectContextDataset
+from reprolib.data.base import Record, SubjectContextDataset, carve_validation
 from reprolib.data.views import DataFormatError
 
 CLASSES = ("Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
@@ -146,3 +146,23 @@ class CAERS(SubjectContextDataset):
     @property
     def labels(self):
         return self.targets("label")
+
+
+def open_caers_splits(root: str | Path, splits=("train", "val", "test", "test_ood"), *,
+                      val_fraction: float = 0.125, seed: int = 0, **kwargs) -> dict:
+    """Open every requested split that exists under ``root``.
+
+    Real CAER-S ships only train and test: a missing ``val`` is carved from train (``val_fraction``,
+    seeded); a missing ``test_ood`` is simply absent from the result. A missing train or test is an
+    error. Keyword arguments go to :class:`CAERS`.
+    """
+    root = Path(root)
+    out: dict = {}
+    for split in splits:
+        if (root / split).is_dir():
+            out[split] = CAERS(root, split, **kwargs)
+        elif split in ("train", "test"):
+            raise DataFormatError(f"{root / split}: required split folder is missing")
+    if "val" in splits and "val" not in out:
+        out["train"], out["val"] = carve_validation(out["train"], val_fraction, seed)
+    return out

@@ -106,11 +106,10 @@ def build_cached(root: str | os.PathLike, name: str, seed: int, knobs: dict[str,
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        started = time.perf_counter()
         truth = writer(tmp, np.random.default_rng(seed))
         truth = {"generator": name, "version": GENERATOR_VERSION, "seed": int(seed), "knobs": knobs, **truth}
         (tmp / TRUTH_FILE).write_text(json.dumps(truth, sort_keys=True))
-        (tmp / _COMPLETE_MARKER).write_text(f"{time.perf_counter() - started:.3f}\n")
+        (tmp / _COMPLETE_MARKER).write_text("complete\n")  # no timestamps: same arguments, same bytes
         if target.exists():  # a stale, incomplete folder from an older crash
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -179,7 +178,10 @@ def render_caer_image(rng: np.random.Generator, emotion: int, scene: int, k: dic
     D.draw_face(canvas, face, CAER_EXPRESSIONS[CAER_CLASSES[shown]], D.random_skin(rng))
     if ss > 1:
         img = img.resize((size, size), Image.LANCZOS)
-    box = [int(round(v / ss)) for v in face]
+    # Like a face detector's box, the annotation is the square inside the round face: the crop then
+    # shows the face and no background, so a subject-only model cannot read the scene.
+    inset = side * 0.14
+    box = [int(round(v / ss)) for v in (face[0] + inset, face[1] + inset, face[2] - inset, face[3] - inset)]
     box = [max(0, min(size, v)) for v in box]
     return img, box, bystanders, shown
 
@@ -232,3 +234,288 @@ def make_caer_s(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
         return truth
 
     return build_cached(root, "caer_s", seed, k, write)
+
+
+# ---------------------------------------------------------------------------------------------------
+# EMOTIC: whole images with several annotated people, written as the Tandon-style CSV annotations.
+# ---------------------------------------------------------------------------------------------------
+
+EMOTIC_CATEGORIES = (
+    "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
+    "Disconnection", "Disquietment", "Doubt/Confusion", "Embarrassment", "Engagement", "Esteem",
+    "Excitement", "Fatigue", "Fear", "Happiness", "Pain", "Peace", "Pleasure", "Sadness",
+    "Sensitivity", "Suffering", "Surprise", "Sympathy", "Yearning",
+)
+EMOTIC_HEADER = ("Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels",
+                 "Continuous_Labels", "Gender", "Age")
+EMOTIC_IMAGE_FOLDER = "synth/images"
+
+# How each category shows on a body: (mouth, brows, eyes, arms), a distinct combination per category.
+_E = D.Expression
+EMOTIC_EXPRESSIONS = {
+    "Affection": _E("smile", "neutral", "normal", "out"),
+    "Anger": _E("flat", "furrowed", "narrow", "down"),
+    "Annoyance": _E("wavy", "furrowed", "normal", "down"),
+    "Anticipation": _E("flat", "raised", "wide", "down"),
+    "Aversion": _E("wavy", "furrowed", "narrow", "out"),
+    "Confidence": _E("grin", "neutral", "narrow", "down"),
+    "Disapproval": _E("frown", "furrowed", "normal", "down"),
+    "Disconnection": _E("flat", "neutral", "narrow", "down"),
+    "Disquietment": _E("wavy", "sad", "normal", "down"),
+    "Doubt/Confusion": _E("wavy", "raised", "normal", "down"),
+    "Embarrassment": _E("smile", "sad", "narrow", "down"),
+    "Engagement": _E("flat", "neutral", "wide", "out"),
+    "Esteem": _E("smile", "raised", "normal", "down"),
+    "Excitement": _E("grin", "raised", "wide", "up"),
+    "Fatigue": _E("flat", "sad", "narrow", "down"),
+    "Fear": _E("open", "sad", "wide", "up"),
+    "Happiness": _E("grin", "neutral", "normal", "up"),
+    "Pain": _E("frown", "sad", "narrow", "out"),
+    "Peace": _E("smile", "neutral", "narrow", "down"),
+    "Pleasure": _E("grin", "neutral", "narrow", "out"),
+    "Sadness": _E("frown", "sad", "normal", "down"),
+    "Sensitivity": _E("frown", "raised", "normal", "down"),
+    "Suffering": _E("open", "furrowed", "narrow", "down"),
+    "Surprise": _E("open", "raised", "wide", "down"),
+    "Sympathy": _E("frown", "sad", "wide", "out"),
+    "Yearning": _E("flat", "raised", "normal", "up"),
+}
+del _E
+
+# Categories that tend to be annotated together with each primary one (the multi-label structure).
+EMOTIC_COMPANIONS = {
+    "Affection": ("Happiness", "Pleasure"), "Anger": ("Annoyance", "Disapproval"),
+    "Annoyance": ("Anger", "Disapproval"), "Anticipation": ("Engagement", "Excitement"),
+    "Aversion": ("Disapproval", "Annoyance"), "Confidence": ("Engagement", "Esteem"),
+    "Disapproval": ("Annoyance", "Aversion"), "Disconnection": ("Fatigue", "Doubt/Confusion"),
+    "Disquietment": ("Fear", "Doubt/Confusion"), "Doubt/Confusion": ("Disquietment", "Engagement"),
+    "Embarrassment": ("Disquietment", "Sensitivity"), "Engagement": ("Anticipation", "Confidence"),
+    "Esteem": ("Confidence", "Affection"), "Excitement": ("Happiness", "Anticipation"),
+    "Fatigue": ("Disconnection", "Suffering"), "Fear": ("Disquietment", "Surprise"),
+    "Happiness": ("Pleasure", "Excitement"), "Pain": ("Suffering", "Sadness"),
+    "Peace": ("Pleasure", "Happiness"), "Pleasure": ("Happiness", "Peace"),
+    "Sadness": ("Suffering", "Yearning"), "Sensitivity": ("Sympathy", "Sadness"),
+    "Suffering": ("Pain", "Sadness"), "Surprise": ("Excitement", "Fear"),
+    "Sympathy": ("Affection", "Sensitivity"), "Yearning": ("Sadness", "Anticipation"),
+}
+
+# Typical (valence, arousal, dominance) of each category on EMOTIC's 1-10 scales.
+EMOTIC_VAD = {
+    "Affection": (8, 5, 6), "Anger": (2, 8, 7), "Annoyance": (3, 6, 6), "Anticipation": (6, 6, 6),
+    "Aversion": (3, 5, 5), "Confidence": (7, 6, 8), "Disapproval": (3, 5, 6), "Disconnection": (5, 3, 5),
+    "Disquietment": (4, 6, 4), "Doubt/Confusion": (4, 5, 4), "Embarrassment": (3, 6, 3),
+    "Engagement": (6, 6, 6), "Esteem": (7, 5, 7), "Excitement": (8, 8, 7), "Fatigue": (4, 2, 4),
+    "Fear": (2, 8, 2), "Happiness": (9, 7, 7), "Pain": (2, 6, 3), "Peace": (8, 2, 6),
+    "Pleasure": (8, 5, 6), "Sadness": (2, 3, 3), "Sensitivity": (4, 4, 4), "Suffering": (1, 6, 2),
+    "Surprise": (6, 8, 5), "Sympathy": (6, 4, 5), "Yearning": (5, 4, 4),
+}
+
+# Relative frequency of each primary category: mildly imbalanced (about 5:1), as EMOTIC is (much more).
+EMOTIC_WEIGHTS = {
+    "Engagement": 3.0, "Happiness": 2.4, "Anticipation": 2.2, "Confidence": 2.0, "Pleasure": 1.6,
+    "Peace": 1.5, "Excitement": 1.4, "Affection": 1.2, "Disconnection": 1.2, "Esteem": 1.0,
+    "Sympathy": 1.0, "Doubt/Confusion": 1.0, "Yearning": 0.8, "Fatigue": 0.8, "Disquietment": 0.8,
+    "Surprise": 0.7, "Sadness": 0.7, "Annoyance": 0.7, "Sensitivity": 0.6, "Disapproval": 0.6,
+    "Suffering": 0.6, "Fear": 0.6, "Aversion": 0.6, "Anger": 0.6, "Pain": 0.6, "Embarrassment": 0.6,
+}
+
+EMOTIC_GENDERS = ("Male", "Female")
+EMOTIC_AGES = ("Adult", "Teenager", "Kid")
+_AGE_P = (0.7, 0.15, 0.15)
+_AGE_HEIGHT = {"Adult": (0.78, 0.9), "Teenager": (0.7, 0.8), "Kid": (0.6, 0.7)}  # of the image height
+
+EMOTIC_DEFAULTS: dict[str, Any] = {
+    "sizes": {"train": 900, "val": 250, "test": 500, "test_ood": 500},  # images (rows = people)
+    "image_size": (96, 64),  # (width, height)
+    "n_scenes": 8,
+    "bias": 0.8,
+    "prior_strength": 0.4,
+    "expression_noise": 0.2,
+    "companion_rate": 0.5,
+    "max_people": 3,
+    "supersample": 2,
+}
+
+
+def emotic_category_probs() -> np.ndarray:
+    """The fixed, mildly imbalanced distribution of primary categories, in category order."""
+    w = np.array([EMOTIC_WEIGHTS[c] for c in EMOTIC_CATEGORIES], dtype=float)
+    return w / w.sum()
+
+
+def emotic_favoured_scenes(category: int, n_scenes: int) -> list[int]:
+    """Scenes that favour ``category``: scene ``s`` favours every ``c`` with ``s % m == c % m``.
+
+    ``m = min(n_scenes, 26)``, so with fewer scenes than categories each scene favours a fixed group
+    of categories (8 scenes: 3 or 4 each), and every category has at least one favoured scene.
+    """
+    m = min(n_scenes, len(EMOTIC_CATEGORIES))
+    return [s for s in range(n_scenes) if s % m == category % m]
+
+
+def _emotic_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
+    k = knobs_with_defaults(EMOTIC_DEFAULTS, knobs)
+    size = k["image_size"]
+    if isinstance(size, (int, np.integer)):
+        size = (size, size)
+    if len(size) != 2 or min(int(v) for v in size) < 16:
+        raise ValueError(f"image_size must be (width, height) of at least 16 pixels each, got {k['image_size']}")
+    k["image_size"] = [int(size[0]), int(size[1])]
+    if int(k["max_people"]) < 1:
+        raise ValueError(f"max_people must be at least 1, got {k['max_people']}")
+    if int(k["n_scenes"]) < 1 or int(k["supersample"]) < 1:
+        raise ValueError("n_scenes and supersample must be at least 1")
+    for name in ("prior_strength", "expression_noise", "companion_rate"):
+        if not 0.0 <= float(k[name]) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {k[name]}")
+    return k
+
+
+def emotic_labels(rng: np.random.Generator, primary: int, companion_rate: float) -> list[int]:
+    """The primary category plus, with probability ``companion_rate``, one or two companions."""
+    labels = {primary}
+    if rng.random() < companion_rate:
+        pair = EMOTIC_COMPANIONS[EMOTIC_CATEGORIES[primary]]
+        chosen = pair if rng.random() < 0.4 else (pair[int(rng.integers(2))],)
+        labels.update(EMOTIC_CATEGORIES.index(c) for c in chosen)
+    return sorted(labels)
+
+
+def emotic_vad(rng: np.random.Generator, primary: int) -> list[int]:
+    """The category's (V, A, D) plus integer noise in {-1, 0, 1}, clipped to EMOTIC's 1-10 scale."""
+    base = np.array(EMOTIC_VAD[EMOTIC_CATEGORIES[primary]])
+    return [int(v) for v in np.clip(base + rng.integers(-1, 2, size=3), 1, 10)]
+
+
+def render_emotic_image(rng: np.random.Generator, primaries: list[int], scene: int, k: dict[str, Any]
+                        ) -> tuple[Image.Image, list[list[int]], list[int], list[str]]:
+    """Draw one EMOTIC-style image with one standing person per entry of ``primaries``.
+
+    People stand side by side in random, non-overlapping slots, 60-90 % of the image height tall
+    (by age). Returns the image, each person's body box [x1, y1, x2, y2] in final pixels, the
+    category each person's expression shows, and each person's age group.
+    """
+    n_cat = len(EMOTIC_CATEGORIES)
+    ss = int(k["supersample"])
+    width, height = k["image_size"]
+    bw, bh = width * ss, height * ss
+    img = Image.new("RGB", (bw, bh))
+    canvas = ImageDraw.Draw(img)
+    D.draw_scene(canvas, bw, bh, scene, int(k["n_scenes"]), rng)
+
+    n = len(primaries)
+    slot_w = bw / n
+    slots = rng.permutation(n)
+    boxes, shown, ages = [], [], []
+    for j, primary in enumerate(primaries):
+        age = EMOTIC_AGES[int(rng.choice(len(EMOTIC_AGES), p=_AGE_P))]
+        h = bh * rng.uniform(*_AGE_HEIGHT[age])
+        w = min(h * 0.5, slot_w * 0.96)
+        x1 = slots[j] * slot_w + rng.uniform(0, slot_w - w)
+        y2 = bh if rng.random() < 0.25 else rng.uniform(max(h, 0.9 * bh), bh)  # some touch the border
+        y1 = y2 - h
+        face = primary if rng.random() >= k["expression_noise"] else int(rng.integers(n_cat))
+        D.draw_body(canvas, (x1, y1, x1 + w, y2), EMOTIC_EXPRESSIONS[EMOTIC_CATEGORIES[face]],
+                    D.random_skin(rng), D.random_colour(rng))
+        box = [int(np.floor(x1 / ss)), int(np.floor(y1 / ss)), int(np.ceil((x1 + w) / ss)), int(np.ceil(y2 / ss))]
+        boxes.append([max(0, min(lim, v)) for v, lim in zip(box, (width, height, width, height))])
+        shown.append(face)
+        ages.append(age)
+    if ss > 1:
+        img = img.resize((width, height), Image.LANCZOS)
+    return img, boxes, shown, ages
+
+
+def save_jpeg(img: Image.Image, path: Path) -> None:
+    """JPEG at quality 95 with full-resolution chroma and no metadata: same pixels, same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="JPEG", quality=95, subsampling=0, optimize=False)
+
+
+def write_emotic_csv(path: Path, rows: list[list[Any]]) -> None:
+    """Write rows in the Tandon-style 9-column layout, every list cell a quoted Python literal.
+
+    List cells are always quoted (even ``"['Peace']"``, which a minimal-quoting writer would leave
+    bare); the other cells hold no commas or quotes and stay bare. Lines end with ``\\n``.
+    """
+    def cell(value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return '"' + str(list(value)).replace('"', '""') + '"'
+        text = str(value)
+        if any(ch in text for ch in ',"\n'):
+            raise ValueError(f"{path}: cell {text!r} would need quoting")
+        return text
+
+    lines = [",".join(EMOTIC_HEADER)] + [",".join(cell(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def make_emotic(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
+    """Write (or reuse) an EMOTIC-style dataset under ``root`` and return its folder.
+
+    Layout written, as the widely used Tandon-A preprocessing of EMOTIC lays out its annotations::
+
+        <dataset>/synth/images/NNNNNN.jpg       JPEG, quality 95, numbered across all splits
+        <dataset>/<split>.csv                   split in train, val, test, test_ood
+        <dataset>/ground_truth.json             analysis-only sidecar
+
+    Each CSV has the header ``Index,Folder,Filename,Image Size,BBox,Categorical_Labels,
+    Continuous_Labels,Gender,Age`` and one row per person (an image with three people gives three
+    rows), e.g. ``0,synth/images,000001.jpg,"[96, 64]","[10, 5, 40, 60]","['Affection',
+    'Happiness']","[7, 4, 6]",Female,Adult``. Image Size is [W, H], BBox [x1, y1, x2, y2] in pixels,
+    continuous labels [V, A, D] integers on 1-10.
+
+    Per image: 1..``max_people`` people. The first person's primary category comes from a fixed,
+    mildly imbalanced distribution (every category at least once per split when the split has 26 or
+    more images); the scene favours it with probability ``bias`` (0 for ``test_ood``); every other
+    person shares it with probability ``prior_strength``, else draws their own. Each person's labels
+    are their primary plus, with probability ``companion_rate``, one or two companion categories; the
+    body shows the primary's expression except with probability ``expression_noise``. VAD is the
+    primary's typical value plus integer noise; gender and age are independent of everything.
+
+    Knobs (smoke defaults in ``EMOTIC_DEFAULTS``): ``sizes`` (images per split), ``image_size``
+    ((width, height) or an int), ``n_scenes``, ``bias``, ``prior_strength``, ``expression_noise``,
+    ``companion_rate``, ``max_people``, ``supersample``.
+
+    The sidecar holds, per split, ``bias`` and a list ``rows`` aligned with the CSV's Index:
+    ``{"image", "person", "scene", "primary", "shown"}`` (``person`` 0 is the one the scene was
+    drawn for).
+    """
+    k = _emotic_knobs(knobs)
+    n_cat = len(EMOTIC_CATEGORIES)
+    probs = emotic_category_probs()
+    width, height = k["image_size"]
+
+    def write(out: Path, rng: np.random.Generator) -> dict[str, Any]:
+        truth: dict[str, Any] = {"categories": list(EMOTIC_CATEGORIES), "splits": {}}
+        image_no = 0
+        for split in SPLITS:
+            bias = 0.0 if split == "test_ood" else float(k["bias"])
+            count = k["sizes"][split]
+            guaranteed = np.arange(min(count, n_cat))  # every category leads at least one image
+            firsts = np.concatenate([guaranteed, rng.choice(n_cat, size=count - len(guaranteed), p=probs)])
+            rng.shuffle(firsts)
+            rows: list[list[Any]] = []
+            meta: list[dict[str, Any]] = []
+            for first in firsts.tolist():
+                n_people = int(rng.integers(1, int(k["max_people"]) + 1))
+                m = min(int(k["n_scenes"]), n_cat)
+                scene = sample_scene(rng, first % m, m, int(k["n_scenes"]), bias)
+                primaries = [first] + [first if rng.random() < k["prior_strength"] else int(rng.choice(n_cat, p=probs))
+                                       for _ in range(n_people - 1)]
+                img, boxes, shown, ages = render_emotic_image(rng, primaries, scene, k)
+                image_no += 1
+                name = f"{image_no:06d}.jpg"
+                save_jpeg(img, out / EMOTIC_IMAGE_FOLDER / name)
+                for person, (primary, box, face, age) in enumerate(zip(primaries, boxes, shown, ages)):
+                    labels = [EMOTIC_CATEGORIES[c] for c in emotic_labels(rng, primary, k["companion_rate"])]
+                    gender = EMOTIC_GENDERS[int(rng.integers(2))]
+                    rows.append([len(rows), EMOTIC_IMAGE_FOLDER, name, [width, height], box,
+                                 labels, emotic_vad(rng, primary), gender, age])
+                    meta.append({"image": f"{EMOTIC_IMAGE_FOLDER}/{name}", "person": person, "scene": scene,
+                                 "primary": primary, "shown": face})
+            write_emotic_csv(out / f"{split}.csv", rows)
+            truth["splits"][split] = {"bias": bias, "images": count, "rows": meta}
+        return truth
+
+    return build_cached(root, "emotic", seed, k, write)
