@@ -1,0 +1,137 @@
+"""Command line: ``python -m reprolib <command>`` (also installed as ``reprolib``).
+
+Commands:
+  reproduce   run the numbered notebooks headless with papermill (see :mod:`reprolib.runner`)
+  refresh     re-execute committed notebooks in place at smoke size (contributors)
+
+To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
+``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+PROG = "reprolib"
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import runner
+
+    try:
+        return runner.reproduce(
+            size=args.size,
+            only=args.only,
+            overrides=args.params,
+            output_dir=args.output,
+            notebooks_folder=args.notebooks,
+            execution_timeout=args.cell_timeout,
+            progress=not args.no_progress,
+        )
+    except (runner.SelectionError, runner.ParameterError) as exc:
+        print(f"{PROG} reproduce: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run the numbered notebooks headless (papermill) into results/executed/",
+        description=(
+            "Execute notebooks/NN_*.ipynb in order with papermill (kernel python3, cwd = the notebooks "
+            "folder) into results/executed/<name>.ipynb, continue past failures, print a summary; "
+            "exit status 1 if any notebook failed, 2 for bad arguments."
+        ),
+    )
+    p.add_argument(
+        "--size",
+        choices=("smoke", "full"),
+        default="smoke",
+        help="smoke (the notebooks' defaults, CPU minutes) or full (passes size=\"full\"; GPU server)",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        action="extend",
+        metavar="NB",
+        help="run only these notebooks: number prefix (01 or 1) or full name (01_intro)",
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter; VALUE is a Python literal if it parses as one, else a string "
+        "(-p epochs=3 -p data_root=/data/caer); repeatable",
+    )
+    p.add_argument(
+        "--output",
+        metavar="DIR",
+        help="folder for the executed notebooks (default: results/executed)",
+    )
+    p.add_argument(
+        "--notebooks",
+        metavar="DIR",
+        help="folder holding the numbered notebooks (default: the repository's notebooks/)",
+    )
+    p.add_argument(
+        "--cell-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="fail a cell that runs longer than this (default: no limit)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from . import runner
+
+    try:
+        paths = runner.select_notebooks(runner.find_notebooks(), args.only)
+    except runner.SelectionError as exc:
+        print(f"{PROG} refresh: error: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(f"refreshing {path.name} ...", flush=True)
+        runner.refresh_committed(path)
+    return 0
+
+
+def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "refresh",
+        help="re-execute committed notebooks in place at smoke size (for contributors)",
+        description="Run notebooks/NN_*.ipynb top to bottom in place, as nbval will compare them, with "
+        "progress bars off and run metadata stripped. Commit the result together with results/.",
+    )
+    p.add_argument("only", nargs="+", metavar="NB", help="notebooks: number prefix (01) or full name")
+    p.set_defaults(func=_cmd_refresh)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Causal debiasing for emotion recognition (CCIM, CLEF, CausalMER), as a course.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_reproduce(subparsers)
+    _add_refresh(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""Run the numbered notebooks headless with papermill: the ``reprolib reproduce`` command.
+
+The committed notebooks are the smoke-size run. This runner re-executes them (at smoke size, at
+``size="full"`` or with explicit overrides) into ``results/executed/``, one fresh ``python3``
+kernel per notebook, and keeps going past a failing notebook so that one run reports every
+problem. At the end it prints a summary table and returns a non-zero exit code if anything failed.
+
+Choices worth knowing:
+
+* Parameters are passed to papermill only when they differ from the notebooks' defaults: ``size``
+  only for ``--size full`` (smoke is what the parameters cell says), plus each ``-p name=value``.
+  A name that a notebook's ``parameters`` cell does not define gets a warning for that notebook
+  (papermill would inject it anyway and the notebook would ignore it).
+* Each notebook runs with the notebooks folder as its working directory, like nbval and JupyterLab.
+* Executed copies are outputs and keep everything papermill writes (metadata, the error banner of a
+  failed run). They are written atomically: papermill saves after every cell into a hidden temporary
+  file in the output folder, which is renamed over the final name when the notebook ends (also when
+  it failed, so the executed copy shows where). An interrupted run never leaves a half-written
+  ``<name>.ipynb``.
+* ``MPLBACKEND=agg`` is set for the run when the user has not chosen a backend. tqdm's own
+  environment variables are left alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from . import paths
+from .notebook_meta import INJECTED_TAG, PARAMETERS_TAG, cell_tags, load_notebook, parameter_names
+
+KERNEL_NAME = "python3"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+SIZES = ("smoke", "full")
+
+
+class SelectionError(ValueError):
+    """A ``--only`` selector that matches no notebook, or no notebooks at all."""
+
+
+class ParameterError(ValueError):
+    """A ``-p`` override that is not of the form ``name=value`` with a valid name."""
+
+
+@dataclass
+class NotebookResult:
+    """What happened to one notebook.
+
+    ``cell_index`` is the 0-based index of the failing cell among all cells of the *source*
+    notebook (papermill's injected-parameters cell is not counted); ``exec_count`` is the
+    ``In [n]`` number it got in the executed copy.
+    """
+
+    name: str
+    input_path: Path
+    output_path: Path | None
+    ok: bool
+    seconds: float
+    error: str | None = None
+    cell_index: int | None = None
+    exec_count: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "FAILED"
+
+    @property
+    def location(self) -> str:
+        """Where it failed, e.g. ``cell 4 (In [3])``; empty when unknown."""
+        if self.cell_index is None:
+            return ""
+        where = f"cell {self.cell_index}"
+        if self.exec_count is not None:
+            where += f" (In [{self.exec_count}])"
+        return where
+
+
+# --------------------------------------------------------------------------- finding notebooks
+
+
+def find_notebooks(folder: str | Path | None = None) -> list[Path]:
+    """The numbered notebooks ``NN_*.ipynb`` in ``folder`` (default: the repo's ``notebooks/``), sorted."""
+    folder = Path(folder) if folder is not None else paths.notebooks_dir()
+    return sorted(p for p in folder.glob(NOTEBOOK_GLOB) if p.is_file())
+
+
+def _matches(path: Path, selector: str) -> bool:
+    sel = selector.strip()
+    if sel.endswith(".ipynb"):
+        sel = sel[: -len(".ipynb")]
+    if sel == path.stem:
+        return True
+    number = path.stem.split("_", 1)[0]
+    if sel.isdigit():
+        return int(sel) == int(number)
+    return False
+
+
+def select_notebooks(notebooks: Sequence[Path], selectors: Iterable[str] | None) -> list[Path]:
+    """Keep the notebooks named by ``selectors`` (number prefix like ``01`` or ``1``, or full stem).
+
+    Order stays that of ``notebooks``; duplicates are dropped. No selectors keeps everything. An
+    unknown selector raises :class:`SelectionError` listing the notebooks that exist.
+    """
+    selectors = [s for s in (selectors or []) if s.strip()]
+    if not selectors:
+        return list(notebooks)
+    unknown = [s for s in selectors if not any(_matches(p, s) for p in notebooks)]
+    if unknown:
+        available = ", ".join(p.stem for p in notebooks) or "(none)"
+        raise SelectionError(
+            f"no notebook matches {', '.join(repr(s) for s in unknown)}; available: {available}"
+        )
+    return [p for p in notebooks if any(_matches(p, s) for s in selectors)]
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """Parse one ``name=value`` override.
+
+    The value is read with :func:`ast.literal_eval` (``3``, ``1e-3``, ``True``, ``None``,
+    ``"quoted"``, ``[1, 2]``) and falls back to the plain string when it is not a Python literal,
+    so ``epochs=3`` gives an int and ``data_root=/data/caer`` a string. Quote a literal-looking
+    string to keep it a string: ``-p tag="'3'"``.
+    """
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep:
+        raise ParameterError(f"parameter {text!r} must look like name=value")
+    if not name.isidentifier():
+        raise ParameterError(f"parameter name {name!r} (in {text!r}) is not a valid Python name")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = raw
+    return name, value
+
+
+def build_parameters(size: str = "smoke", overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """The papermill parameters for a run: ``size`` only when not smoke, then each ``name=value``.
+
+    A ``-p size=...`` that contradicts an explicit ``size="full"`` is an error.
+    """
+    if size not in SIZES:
+        raise ParameterError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+    params: dict[str, Any] = {}
+    if size != "smoke":
+        params["size"] = size
+    for text in overrides:
+        name, value = parse_parameter(text)
+        if name == "size" and "size" in params and params["size"] != value:
+            raise ParameterError(f"--size {size} contradicts -p {text}")
+        params[name] = value
+    return params
+
+
+def unknown_parameters(notebook: str | Path | Mapping[str, Any], parameters: Iterable[str]) -> list[str]:
+    """Names in ``parameters`` that the notebook's ``parameters`` cell does not define."""
+    known = parameter_names(notebook)
+    return [name for name in parameters if known is None or name not in known]
+
+
+# --------------------------------------------------------------------------- running
+
+
+@contextmanager
+def headless_environment() -> Iterator[None]:
+    """Set ``MPLBACKEND=agg`` for the duration of a run unless the user set a backend."""
+    if os.environ.get("MPLBACKEND"):
+        yield
+        return
+    previous = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "agg"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = previous
+
+
+def _first_line(text: Any) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _describe(ename: str, evalue: Any) -> str:
+    first = _first_line(evalue)
+    return f"{ename}: {first}" if first else ename
+
+
+def _first_tagged(cells: list[Mapping[str, Any]], tag: str) -> int:
+    return next((i for i, c in enumerate(cells) if tag in cell_tags(c)), -1)
+
+
+def _source_cell_index(source_nb: Mapping[str, Any] | None, executed_index: int, injected: bool) -> int:
+    """Map papermill's cell index (in the parameterized notebook) back to the source notebook.
+
+    Papermill inserts its ``injected-parameters`` cell right after the first ``parameters`` cell
+    (at the top when there is none) or replaces an existing one in place.
+    """
+    if not injected or source_nb is None:
+        return executed_index
+    cells = source_nb.get("cells", [])
+    if _first_tagged(cells, INJECTED_TAG) >= 0:
+        return executed_index
+    position = _first_tagged(cells, PARAMETERS_TAG) + 1  # 0 when there is no parameters cell
+    return executed_index - 1 if executed_index > position else executed_index
+
+
+def _last_started_cell(executed: Path) -> tuple[int, int | None] | None:
+    """(index, execution count) of the last cell papermill started, read from its partial output.
+
+    Used when execution stopped without a cell error (cell timeout, dead kernel): papermill saves
+    the notebook after each cell and records a ``start_time`` only for cells it started (its
+    ``status`` is no help: every cell is marked completed when the run ends, reached or not).
+    """
+    try:
+        nb = load_notebook(executed)
+    except (OSError, ValueError):
+        return None
+    started = [
+        (i, cell.get("execution_count"))
+        for i, cell in enumerate(nb["cells"])
+        if cell.get("cell_type") == "code"
+        and (cell.get("metadata", {}).get("papermill") or {}).get("start_time") is not None
+    ]
+    return started[-1] if started else None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class _DropUnknownParameterWarning(logging.Filter):
+    """Papermill logs "Passed unknown parameter" itself; the runner's per-notebook warning replaces it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Passed unknown parameter")
+
+
+def run_notebook(
+    path: str | Path,
+    output_dir: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    kernel_name: str = KERNEL_NAME,
+    execution_timeout: float | None = None,
+    cwd: str | Path | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> NotebookResult:
+    """Execute one notebook into ``output_dir/<name>.ipynb``; never raises for a notebook failure.
+
+    ``cwd`` defaults to the notebook's own folder. ``execution_timeout`` is per cell, in seconds
+    (``None``: no limit, papermill's default). Warnings (unknown parameters) are collected in the
+    result and also passed to ``warn`` before the notebook starts.
+    """
+    import papermill as pm  # imported here: ``reprolib --help`` should not pay for it
+
+    path = Path(path)
+    output_dir = Path(output_dir)
+    parameters = dict(parameters or {})
+    final = output_dir / path.name
+    result = NotebookResult(name=path.stem, input_path=path, output_path=None, ok=False, seconds=0.0)
+
+    try:
+        source_nb: Mapping[str, Any] | None = load_notebook(path)
+    except (OSError, ValueError) as exc:
+        result.error = _describe(type(exc).__name__, exc)
+        return result
+    for name in unknown_parameters(source_nb, parameters):
+        message = (
+            f"parameter {name!r} is not defined in the parameters cell of {path.name}"
+            " (papermill injects it anyway; the notebook will probably ignore it)"
+        )
+        result.warnings.append(message)
+        if warn is not None:
+            warn(message)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.ipynb", dir=output_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    engine_kwargs = {} if execution_timeout is None else {"execution_timeout": execution_timeout}
+    start = time.perf_counter()
+    try:
+        try:
+            pm.execute_notebook(
+                str(path),
+                str(tmp),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                progress_bar=False,
+                cwd=str(cwd if cwd is not None else path.parent),
+                **engine_kwargs,
+            )
+            result.ok = True
+        except pm.PapermillExecutionError as exc:
+            result.error = _describe(exc.ename, exc.evalue)
+            result.cell_index = _source_cell_index(source_nb, exc.cell_index, bool(parameters))
+            result.exec_count = exc.exec_count
+        except Exception as exc:  # kernel died, no such kernel, timeout, unreadable notebook, ...
+            result.error = _describe(type(exc).__name__, exc)
+            stopped = _last_started_cell(tmp)
+            if stopped is not None:
+                result.cell_index = _source_cell_index(source_nb, stopped[0], bool(parameters))
+                result.exec_count = stopped[1]
+        result.seconds = time.perf_counter() - start
+        if tmp.exists() and tmp.stat().st_size > 0:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; give it normal permissions
+            os.replace(tmp, final)
+            result.output_path = final
+    finally:
+        tmp.unlink(missing_ok=True)
+    return result
+
+
+def run_notebooks(
+    notebooks: Sequence[str | Path],
+    output_dir: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    kernel_name: str = KERNEL_NAME,
+    execution_timeout: float | None = None,
+    progress: bool = True,
+    log: TextIO | None = None,
+) -> list[NotebookResult]:
+    """Execute ``notebooks`` in order into ``output_dir``, continuing past failures.
+
+    One tqdm bar over the notebooks (description: the current one) when ``progress``; warnings
+    and per-notebook failures are written to ``log`` (default ``sys.stderr``) as they happen.
+    """
+    from tqdm import tqdm
+
+    log = log if log is not None else sys.stderr
+    results: list[NotebookResult] = []
+    papermill_logger = logging.getLogger("papermill")
+    drop_duplicate = _DropUnknownParameterWarning()
+    papermill_logger.addFilter(drop_duplicate)
+    bar = tqdm(
+        [Path(p) for p in notebooks], unit="notebook", disable=not progress, file=log, dynamic_ncols=True
+    )
+    try:
+        with headless_environment():
+            for path in bar:
+                bar.set_description(path.stem)
+                result = run_notebook(
+                    path,
+                    output_dir,
+                    parameters,
+                    kernel_name=kernel_name,
+                    execution_timeout=execution_timeout,
+                    warn=lambda message, name=path.stem: bar.write(f"warning: {name}: {message}", file=log),
+                )
+                if not result.ok:
+                    where = f" at {result.location}" if result.location else ""
+                    bar.write(f"FAILED: {result.name}{where}: {result.error}", file=log)
+                results.append(result)
+    finally:
+        bar.close()
+        papermill_logger.removeFilter(drop_duplicate)
+    return results
+
+
+def format_summary(results: Sequence[NotebookResult]) -> str:
+    """A plain-text table: notebook, status, wall time, and for failures where and why."""
+    header = ("notebook", "status", "time", "failure")
+    rows = []
+    for r in results:
+        failure = ""
+        if not r.ok:
+            failure = f"{r.location}: {r.error}" if r.location else (r.error or "")
+        rows.append((r.name, r.status, f"{r.seconds:.1f}s", failure))
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) if rows else len(header[i]) for i in range(3)]
+    lines = []
+    for row in [header, *rows]:
+        name, status, secs, failure = row
+        line = f"{name:<{widths[0]}}  {status:<{widths[1]}}  {secs:>{widths[2]}}  {failure}"
+        lines.append(line.rstrip())
+    n_failed = sum(not r.ok for r in results)
+    total = sum(r.seconds for r in results)
+    lines.append(
+        f"{len(results)} notebook(s), {len(results) - n_failed} ok, {n_failed} failed, {total:.1f}s in total"
+    )
+    return "\n".join(lines)
+
+
+def reproduce(
+    *,
+    size: str = "smoke",
+    only: Iterable[str] | None = None,
+    overrides: Iterable[str] = (),
+    output_dir: str | Path | None = None,
+    notebooks_folder: str | Path | None = None,
+    execution_timeout: float | None = None,
+    progress: bool = True,
+    out: TextIO | None = None,
+    log: TextIO | None = None,
+) -> int:
+    """Run the selected notebooks and print the summary to ``out``; returns 0 if all ran.
+
+    Raises :class:`SelectionError` / :class:`ParameterError` for bad selectors or overrides
+    (before anything runs).
+    """
+    out = out if out is not None else sys.stdout
+    folder = Path(notebooks_folder) if notebooks_folder is not None else paths.notebooks_dir()
+    parameters = build_parameters(size, overrides)
+    notebooks = find_notebooks(folder)
+    if not notebooks:
+        raise SelectionError(f"no numbered notebooks ({NOTEBOOK_GLOB}) in {folder}")
+    selected = select_notebooks(notebooks, only)
+    output_dir = Path(output_dir) if output_dir is not None else paths.results_dir() / "executed"
+    results = run_notebooks(
+        selected, output_dir, parameters, execution_timeout=execution_timeout, progress=progress, log=log
+    )
+    print(format_summary(results), file=out)
+    print(f"executed notebooks: {output_dir}", file=out)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def refresh_committed(path: Path, *, kernel_name: str = "python3", timeout: float | None = None) -> Path:
+    """Re-execute a committed notebook in place at its defaults (smoke size), as nbval will compare it.
+
+    Progress bars are switched off (as under test) and run metadata is stripped, so the committed file
+    holds the smoke outputs and nothing that changes from run to run.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    from reprolib.notebook_meta import strip_run_metadata
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        NotebookClient(nb, kernel_name=kernel_name, timeout=timeout,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+    strip_run_metadata(nb)
+    tmp = path.with_name(f".{path.name}.refresh")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+    return path
