@@ -41,7 +41,7 @@ from reprolib.data import draw as D
 
 SPLITS = ("train", "val", "test", "test_ood")
 CAER_CLASSES = ("Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # bump on any change to what is drawn or written: it keys the data cache
 TRUTH_FILE = "ground_truth.json"
 _COMPLETE_MARKER = ".complete"
 
@@ -60,7 +60,7 @@ CAER_DEFAULTS: dict[str, Any] = {
     "sizes": {"train": 1400, "val": 350, "test": 700, "test_ood": 700},
     "image_size": 64,
     "n_scenes": 7,
-    "bias": 0.8,
+    "bias": 0.9,  # above the face's reliability (1 - expression_noise): the scene is the better cue in training
     "prior_strength": 0.4,
     "expression_noise": 0.2,
     "max_bystanders": 2,
@@ -180,7 +180,7 @@ def render_caer_image(rng: np.random.Generator, emotion: int, scene: int, k: dic
         img = img.resize((size, size), Image.LANCZOS)
     # Like a face detector's box, the annotation is the square inside the round face: the crop then
     # shows the face and no background, so a subject-only model cannot read the scene.
-    inset = side * 0.14
+    inset = side * 0.16  # > (1 - 1/sqrt(2)) / 2, so no corner of the box reaches past the face
     box = [int(round(v / ss)) for v in (face[0] + inset, face[1] + inset, face[2] - inset, face[3] - inset)]
     box = [max(0, min(size, v)) for v in box]
     return img, box, bystanders, shown

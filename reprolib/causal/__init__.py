@@ -1,0 +1,1 @@
+"""Causal modules: confounder dictionary, CCIM, CLEF, CausalMER and their shared algebra."""

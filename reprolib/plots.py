@@ -1,0 +1,78 @@
+"""Figures the notebooks share: sample grids, contingency heatmaps, score bars, learning curves."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+
+def show_views(dataset, indices: Sequence[int], views=("image", "subject", "context"), class_names=None,
+               label_key: str = "label"):
+    """One row per sample, one column per view: what each stream of a model actually sees."""
+    fig, axes = plt.subplots(len(indices), len(views), figsize=(1.6 * len(views), 1.6 * len(indices)),
+                             squeeze=False)
+    for r, idx in enumerate(indices):
+        item = dataset[idx]
+        for c, view in enumerate(views):
+            ax = axes[r, c]
+            img = item[view].permute(1, 2, 0).clamp(0, 1).numpy()
+            ax.imshow(img)
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(view, fontsize=9)
+            if c == 0 and class_names is not None:
+                ax.set_ylabel(class_names[int(item[label_key])], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def contingency_heatmaps(tables: dict[str, np.ndarray], row_names, col_label: str = "context group",
+                         nmi: dict[str, float] | None = None):
+    """Side-by-side heatmaps of P(context group | label), one per split: a diagonal means a shortcut."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False)
+    for ax, (name, table) in zip(axes[0], tables.items()):
+        rows = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
+        sns.heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", cbar=ax is axes[0, -1],
+                    yticklabels=list(row_names), xticklabels=list(range(table.shape[1])))
+        title = name if nmi is None else f"{name} (NMI {nmi[name]:.2f})"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(col_label)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def score_bars(scores: dict[str, dict[str, float]], chance: float | None = None, ylabel: str = "accuracy"):
+    """Grouped bars: model x split. ``scores[model][split]`` in [0, 1]."""
+    models = list(scores)
+    splits = list(next(iter(scores.values())))
+    width = 0.8 / len(splits)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(models), 3.2))
+    x = np.arange(len(models))
+    for i, split in enumerate(splits):
+        vals = [scores[m][split] for m in models]
+        bars = ax.bar(x + (i - (len(splits) - 1) / 2) * width, vals, width, label=split)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(x, models)
+    ax.set_ylim(0, 1.22)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, loc="upper center", ncol=len(splits) + 1, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(histories: dict[str, list[dict]], key: str = "val"):
+    """Validation score per epoch for each model (selection uses these, never a test split)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    for name, hist in histories.items():
+        ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], marker="o", ms=3, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{key} accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

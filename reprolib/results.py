@@ -1,0 +1,72 @@
+"""Results I/O: one writer for metrics JSON (atomic, with provenance) and for figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from reprolib.paths import repo_root, results_dir
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Who/what/when of a run: parameters, library versions, git commit, device."""
+    import numpy
+    import sklearn
+    import torch
+
+    return {
+        "parameters": parameters or {},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "sklearn": sklearn.__version__},
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_metrics(name: str, metrics: dict[str, Any], parameters: dict[str, Any] | None = None,
+                  folder: Path | None = None) -> Path:
+    """Save ``results/<name>.json`` = {"metrics": ..., "provenance": ...}; returns the path."""
+    path = (folder or results_dir()) / f"{name}.json"
+    payload = {"metrics": metrics, "provenance": provenance(parameters)}
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
+    return path
+
+
+def save_figure(fig, name: str, folder: Path | None = None, dpi: int = 80) -> Path:
+    """Save ``results/figures/<name>.png`` at a modest resolution (committed PNGs stay small)."""
+    path = (folder or results_dir()) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return path
