@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,9 +37,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from reprolib.data import draw as D
+from reprolib.data.caers import CLASSES as CAERS_FORMAT_CLASSES
+from reprolib.data.emotic import CATEGORIES as EMOTIC_FORMAT_CATEGORIES
+from reprolib.data.emotic import HEADER as EMOTIC_FORMAT_HEADER
 
 SPLITS = ("train", "val", "test", "test_ood")
-CAER_CLASSES = ("Anger", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
+CAER_CLASSES = CAERS_FORMAT_CLASSES  # the loader owns the format facts
 GENERATOR_VERSION = 2  # bump on any change to what is drawn or written: it keys the data cache
 TRUTH_FILE = "ground_truth.json"
 _COMPLETE_MARKER = ".complete"
@@ -240,14 +242,8 @@ def make_caer_s(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
 # EMOTIC: whole images with several annotated people, written as the Tandon-style CSV annotations.
 # ---------------------------------------------------------------------------------------------------
 
-EMOTIC_CATEGORIES = (
-    "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
-    "Disconnection", "Disquietment", "Doubt/Confusion", "Embarrassment", "Engagement", "Esteem",
-    "Excitement", "Fatigue", "Fear", "Happiness", "Pain", "Peace", "Pleasure", "Sadness",
-    "Sensitivity", "Suffering", "Surprise", "Sympathy", "Yearning",
-)
-EMOTIC_HEADER = ("Index", "Folder", "Filename", "Image Size", "BBox", "Categorical_Labels",
-                 "Continuous_Labels", "Gender", "Age")
+EMOTIC_CATEGORIES = EMOTIC_FORMAT_CATEGORIES  # the loader owns the format facts
+EMOTIC_HEADER = EMOTIC_FORMAT_HEADER
 EMOTIC_IMAGE_FOLDER = "synth/images"
 
 # How each category shows on a body: (mouth, brows, eyes, arms), a distinct combination per category.
