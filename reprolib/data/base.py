@@ -43,7 +43,8 @@ class SubjectContextDataset(Dataset):
         self.normalize = normalize
         self.cache = cache
         self._cached: dict[int, tuple[dict[str, torch.Tensor], bool]] = {}
-        self.box_stats: Counter = Counter()
+        self.box_stats: Counter = Counter()  # repaired boxes among the samples loaded so far
+        self._box_counted: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -56,8 +57,10 @@ class SubjectContextDataset(Dataset):
         box = None
         if rec.box is not None:
             box, fix = normalise_box(rec.box, img.width, img.height, f"{rec.source} ({rec.path.name})")
-            self.box_stats["reversed"] += fix.reversed
-            self.box_stats["clipped"] += fix.clipped
+            if index not in self._box_counted:  # count each sample once, however often it is loaded
+                self._box_counted.add(index)
+                self.box_stats["reversed"] += fix.reversed
+                self.box_stats["clipped"] += fix.clipped
         views = cut_views(img, box, *self.sizes)
         item = (views, box is not None)
         if self.cache:
