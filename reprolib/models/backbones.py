@@ -1,9 +1,43 @@
-"""Image encoders shared by every model: a small CNN for smoke size (ResNets come with the baselines)."""
+"""Image encoders shared by every model: a small CNN for smoke size and torchvision ResNets for full size.
+
+Every encoder built by :func:`build_encoder` has the same interface, so a baseline is written once and
+runs with any of them:
+
+* ``out_dim``: the channel width of the last feature map = the width of the pooled feature;
+* ``feature_map(x) -> [B, out_dim, h, w]``: the last feature map before pooling (for spatial attention,
+  as in CAER-Net, or region features);
+* ``forward(x) -> [B, out_dim]``: the global average pool of ``feature_map(x)``.
+
+ResNets are built with ``weights=None`` (nothing is downloaded, ever). Pretrained weights come only from
+a local file: :func:`load_places365` reads the CSAIL Places365 checkpoints (``resnet18_places365.pth.tar``
+and friends) that EMOT-Net and CLEF use for their context stream. The ResNet encoder keeps torchvision's
+parameter names (``conv1.weight``, ``layer1.0.bn1.running_mean``, ...), minus ``fc``, so a torchvision
+or Places365 state dict loads into it after dropping the classifier.
+"""
 
 from __future__ import annotations
 
+import pickle
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 import torch
+import torchvision
 from torch import nn
+
+__all__ = ["ENCODER_NAMES", "CheckpointError", "ResNetEncoder", "SmallCNN", "build_encoder",
+           "load_places365"]
+
+# name -> pooled width; "small" uses SmallCNN's default widths
+ENCODER_NAMES: tuple[str, ...] = ("small", "resnet18", "resnet34", "resnet50", "resnet152")
+_RESNET_OUT_DIM = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet152": 2048}
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used: unreadable, unsafe to unpickle, or with the wrong keys."""
 
 
 class SmallCNN(nn.Module):
@@ -24,5 +58,163 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_dim = prev
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's output ``[B, out_dim, H / 2**n, W / 2**n]`` (n = number of blocks)."""
+        return self.body(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.body(x)).flatten(1)
+
+
+class ResNetEncoder(nn.Module):
+    """A torchvision ResNet without its ``fc``: stem + four stages, then global average pooling.
+
+    The submodules are attributes of this module under torchvision's own names, so the state dict keys
+    are exactly torchvision's minus ``fc.*``. Total stride 32: a 224 px input gives a 7x7 map, 64 px 2x2.
+    """
+
+    def __init__(self, name: str, in_channels: int = 3):
+        super().__init__()
+        if name not in _RESNET_OUT_DIM:
+            raise ValueError(f"unknown ResNet {name!r}; choose one of {sorted(_RESNET_OUT_DIM)}")
+        net = getattr(torchvision.models, name)(weights=None)
+        if in_channels != 3:
+            # same geometry as torchvision's stem, different input width (no pretrained weights fit it)
+            net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        self.name = name
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.out_dim = net.fc.in_features
+        assert self.out_dim == _RESNET_OUT_DIM[name]
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.avgpool(self.feature_map(x)).flatten(1)
+
+
+def build_encoder(name: str, *, weights: str | Path | None = None, in_channels: int = 3) -> nn.Module:
+    """An image encoder by name: ``"small"`` (:class:`SmallCNN`) or ``"resnet18/34/50/152"``.
+
+    ``weights``: path to a local Places365 checkpoint (see :func:`load_places365`), ResNets only;
+    ``None`` leaves the random initialisation. ``in_channels`` other than 3 changes the first conv
+    (so 3-channel pretrained weights no longer fit it).
+    """
+    if name not in ENCODER_NAMES:
+        raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
+    if name == "small":
+        if weights is not None:
+            raise ValueError("weights= loads a Places365 ResNet checkpoint; the 'small' encoder has none "
+                             "(choose a ResNet, or load a checkpoint of this repo with load_state_dict)")
+        return SmallCNN(in_channels=in_channels)
+    encoder = ResNetEncoder(name, in_channels=in_channels)
+    if weights is not None:
+        load_places365(encoder, weights)
+    return encoder
+
+
+def _read_checkpoint(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``, every failure turned into an error naming the file."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint file not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    convert = ("If you trust the file, convert it once yourself: load it with weights_only=False, take "
+               "its state dict (checkpoint['state_dict'], or model.state_dict() for a pickled model), "
+               "torch.save that dict and pass the new file.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", text) or re.search(
+            r"whose module (\S+) is blocked", text)
+        if found:
+            raise CheckpointError(
+                f"{path}: refused to load: the file pickles the Python object {found.group(1)}, and "
+                f"weights_only=True only reads tensors and plain containers because unpickling anything "
+                f"else can run code. {convert}") from None
+        after = text.split("WeightsUnpickler error:", 1)[-1]
+        detail = next((line.strip() for line in after.splitlines() if line.strip()), type(exc).__name__)
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint with weights_only=True ({detail}): the file is not a PyTorch "
+            f"checkpoint, is corrupt, or uses pickle features that safe loading refuses. {convert}") from None
+    except RuntimeError as exc:
+        if "legacy .tar format" in str(exc):
+            raise CheckpointError(
+                f"{path}: saved in PyTorch's legacy .tar serialization, which cannot be read with "
+                f"weights_only=True. {convert}") from None
+        raise CheckpointError(f"{path}: cannot read checkpoint: {exc}") from exc
+    except (EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {type(exc).__name__}: {exc}") from exc
+
+
+def _state_dict_of(obj: Any, path: Path) -> Mapping[str, torch.Tensor]:
+    """The tensors of a checkpoint: ``obj["state_dict"]`` (the CSAIL layout) or ``obj`` itself."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a dict (a state dict, or a checkpoint with a 'state_dict' "
+                              f"key), got {type(obj).__name__}")
+    if "state_dict" in obj:
+        obj = obj["state_dict"]
+        if not isinstance(obj, Mapping):
+            raise CheckpointError(f"{path}: 'state_dict' holds a {type(obj).__name__}, not a dict of tensors")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: not a state dict: {len(bad)} entr{'y' if len(bad) == 1 else 'ies'} "
+                              f"that are not name -> tensor, e.g. {[str(k) for k in bad[:5]]} "
+                              f"(expected a dict of tensors or a checkpoint with a 'state_dict' key)")
+    return obj
+
+
+def _key_list(keys: list[str], limit: int = 8) -> str:
+    keys = sorted(keys)
+    more = f" ... and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def load_places365(encoder: nn.Module, path: str | Path) -> nn.Module:
+    """Load a local CSAIL Places365 ResNet checkpoint into ``encoder`` (a :class:`ResNetEncoder`).
+
+    Accepted layouts: the released ``.pth.tar`` (a dict with ``state_dict`` whose keys carry the
+    ``module.`` prefix of ``DataParallel``), or a bare state dict, with or without the prefix. The file
+    is read with ``torch.load(map_location="cpu", weights_only=True)``: a file that needs arbitrary
+    unpickling (e.g. the "whole model" pickles) is refused with :class:`CheckpointError`. The 365-way
+    ``fc.*`` classifier is dropped; every other key must match the encoder exactly (names and shapes),
+    else :class:`CheckpointError` lists the missing / unexpected / mis-shaped keys. BatchNorm
+    ``num_batches_tracked`` counters may be absent (checkpoints from PyTorch < 0.4 lack them; they do
+    not affect the computation). Files in PyTorch's pre-2017 ``.tar`` serialization cannot be read
+    with ``weights_only=True`` at all; the error then says how to convert a trusted file once.
+    Returns ``encoder``.
+    """
+    path = Path(path)
+    state = _state_dict_of(_read_checkpoint(path), path)
+    cleaned: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for key, value in state.items():
+        key = key[len("module."):] if key.startswith("module.") else key
+        if key.startswith("fc."):
+            continue
+        cleaned[key] = value
+    expected = encoder.state_dict()
+    missing = [k for k in expected if k not in cleaned and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in cleaned if k not in expected]
+    mis_shaped = [f"{k} {tuple(cleaned[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                  if k in cleaned and cleaned[k].shape != v.shape]
+    if missing or unexpected or mis_shaped:
+        arch = getattr(encoder, "name", type(encoder).__name__)
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {_key_list(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {_key_list(unexpected)}")
+        if mis_shaped:
+            parts.append(f"{len(mis_shaped)} key(s) with the wrong shape (file vs {arch}): {_key_list(mis_shaped)}")
+        raise CheckpointError(f"{path}: does not fit the {arch} encoder (after stripping 'module.' and "
+                              f"dropping 'fc.*'): " + "; ".join(parts))
+    for key in expected:  # old checkpoints: keep the encoder's own counters
+        if key.endswith("num_batches_tracked") and key not in cleaned:
+            cleaned[key] = expected[key]
+    encoder.load_state_dict(cleaned, strict=True)
+    return encoder
