@@ -1,0 +1,132 @@
+"""The training engine: learning, best-epoch selection, reproducibility, NaN stop, checkpoint/resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from reprolib.engine import CHECKPOINT_NAME, NonFiniteLossError, fit, predict
+from reprolib.metrics import accuracy
+from reprolib.seed import seed_everything
+
+
+class Blobs(Dataset):
+    """Two Gaussian blobs as 'images' [3, 4, 4]: label = which blob."""
+
+    def __init__(self, n: int, seed: int, shift: float = 2.0):
+        g = torch.Generator().manual_seed(seed)
+        self.label = torch.arange(n) % 2
+        self.x = torch.randn(n, 3, 4, 4, generator=g) + shift * self.label.view(-1, 1, 1, 1).float()
+
+    def __len__(self):
+        return len(self.label)
+
+    def __getitem__(self, i):
+        return {"context": self.x[i], "label": self.label[i]}
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.classifier = nn.Linear(48, 2)
+
+    def forward(self, batch):
+        return self.classifier(batch["context"].flatten(1))
+
+
+def test_fit_learns_keeps_best_val_epoch_and_is_reproducible():
+    train, val = Blobs(200, 0), Blobs(100, 1)
+    results = []
+    for _ in range(2):
+        seed_everything(0)
+        model = Linear()
+        res = fit(model, train, val, epochs=4, lr=1e-2, batch_size=32, seed=0)
+        results.append((res, model.classifier.weight.detach().clone()))
+    res, weight = results[0]
+    assert len(res.history) == 4 and res.best_val == max(h["val"] for h in res.history)
+    assert accuracy(*predict(model, val)) == pytest.approx(res.best_val)  # restored best weights
+    assert res.best_val > 0.75  # chance is 0.5
+    assert torch.equal(weight, results[1][1])
+
+
+def test_nan_loss_stops_with_epoch_and_step():
+    def exploding(logits, target):
+        return logits.sum() * float("nan")
+
+    with pytest.raises(NonFiniteLossError, match="epoch 1, step 1"):
+        fit(Linear(), Blobs(64, 0), Blobs(16, 1), epochs=1, loss_fn=exploding, desc="nan test")
+
+
+class SmallConvNet(nn.Module):
+    """Conv + BatchNorm + Dropout, so resuming must restore running stats and the dropout RNG too."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3))
+        self.classifier = nn.Linear(8, 2)
+
+    def forward(self, batch):
+        return self.classifier(self.body(batch["context"]))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(epoch):
+    def hook(record):
+        if record["epoch"] == epoch:
+            raise Interrupt
+    return hook
+
+
+def test_resume_after_interrupt_ends_like_an_uninterrupted_run(tmp_path):
+    train, val = Blobs(96, 0, shift=0.7), Blobs(48, 1, shift=0.7)
+    kwargs = dict(epochs=5, lr=5e-2, batch_size=16, seed=3, optimizer="sgd", lr_step=2)
+
+    seed_everything(3)
+    straight = SmallConvNet()
+    straight_fit = fit(straight, train, val, **kwargs)
+
+    seed_everything(3)
+    with pytest.raises(Interrupt):
+        fit(SmallConvNet(), train, val, checkpoint_dir=tmp_path, on_epoch_end=_stop_after(3), **kwargs)
+    assert (tmp_path / CHECKPOINT_NAME).exists()
+
+    seed_everything(99)  # a different fresh model: everything must come from the checkpoint
+    resumed = SmallConvNet()
+    resumed_fit = fit(resumed, train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
+
+    assert resumed_fit.resumed_from == 3
+    strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+    assert strip(resumed_fit.history) == strip(straight_fit.history)
+    assert resumed_fit.best_epoch == straight_fit.best_epoch
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
+    train, val = Blobs(32, 0), Blobs(16, 1)
+    fit(SmallConvNet(), train, val, epochs=1, lr=1e-2, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="checkpoint was written with"):
+        fit(SmallConvNet(), train, val, epochs=2, lr=1e-3, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    fit(SmallConvNet(), Blobs(32, 0), Blobs(16, 1), epochs=1, checkpoint_dir=tmp_path)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_multilabel_targets_train_with_bce_and_score_with_map():
+    class MultiBlobs(Blobs):
+        def __getitem__(self, i):
+            return {"context": self.x[i], "labels": torch.stack([self.label[i], 1 - self.label[i]]).float()}
+
+    seed_everything(0)
+    res = fit(Linear(), MultiBlobs(64, 0), MultiBlobs(32, 1), epochs=2, target_key="labels", lr=1e-2)
+    assert 0.5 < res.best_val <= 1.0
