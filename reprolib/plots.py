@@ -66,13 +66,41 @@ def score_bars(scores: dict[str, dict[str, float]], chance: float | None = None,
     return fig
 
 
-def learning_curves(histories: dict[str, list[dict]], key: str = "val"):
-    """Validation score per epoch for each model (selection uses these, never a test split)."""
-    fig, ax = plt.subplots(figsize=(4.5, 3))
+def learning_curves(histories: dict[str, list[dict]]):
+    """Training loss and validation score per epoch for each run (selection uses val, never a test split)."""
+    fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(8, 3))
     for name, hist in histories.items():
-        ax.plot([h["epoch"] for h in hist], [h[key] for h in hist], marker="o", ms=3, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{key} accuracy")
+        epochs = [h["epoch"] for h in hist]
+        loss_ax.plot(epochs, [h["train_loss"] for h in hist], marker="o", ms=3, label=name)
+        val_ax.plot(epochs, [h["val"] for h in hist], marker="o", ms=3, label=name)
+    loss_ax.set(xlabel="epoch", ylabel="training loss")
+    val_ax.set(xlabel="epoch", ylabel="validation score")
+    val_ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_bars(values: dict[str, np.ndarray], class_names, ylabel: str = "AP"):
+    """One bar group per class, one bar per split (e.g. AP on test and test_ood)."""
+    fig, ax = plt.subplots(figsize=(min(10, max(6, 0.2 * len(class_names) * len(values))), 3.2))
+    width = 0.8 / len(values)
+    x = np.arange(len(class_names))
+    for i, (name, vals) in enumerate(values.items()):
+        ax.bar(x + (i - (len(values) - 1) / 2) * width, np.nan_to_num(vals), width, label=name)
+    ax.set_xticks(x, class_names, rotation=75, fontsize=7)
+    ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(cm: np.ndarray, class_names):
+    """Row-normalised confusion matrix (rows: true class, columns: predicted)."""
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    sns.heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", annot_kws={"size": 6},
+                xticklabels=list(class_names), yticklabels=list(class_names))
+    ax.set(xlabel="predicted", ylabel="true")
+    ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig

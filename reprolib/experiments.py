@@ -1,0 +1,139 @@
+"""The steps every baseline / causal-module notebook takes, written once.
+
+A notebook opens a dataset (synthetic in the real format, or the real one under ``data_root``),
+builds a model, trains it with :func:`reprolib.engine.fit` and scores it on ``test`` and
+``test_ood``. This module gives those steps one spelling, so the notebooks stay short and the
+multi-seed runs behind the closing tables use exactly what the notebooks use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from reprolib import metrics
+from reprolib.data import synthetic
+from reprolib.data.base import targets_of
+from reprolib.data.caers import CLASSES as CAER_CLASSES
+from reprolib.data.caers import open_caers_splits
+from reprolib.data.emotic import CATEGORIES as EMOTIC_CATEGORIES
+from reprolib.data.emotic import Emotic
+from reprolib.engine import FitResult, default_metric, fit, predict
+from reprolib.paths import data_dir
+from reprolib.seed import seed_everything
+
+DATASETS = ("caer_s", "emotic")
+EVAL_SPLITS = ("test", "test_ood")
+
+
+@dataclass
+class DataBundle:
+    """Splits of one dataset plus what a model and a metric need to know about it."""
+
+    kind: str
+    root: Path
+    splits: dict
+    class_names: tuple[str, ...]
+    multilabel: bool
+    synthetic: bool
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def target_key(self) -> str:
+        return "labels" if self.multilabel else "label"
+
+    @property
+    def metric_name(self) -> str:
+        return "mAP" if self.multilabel else "accuracy"
+
+    def eval_splits(self) -> list[str]:
+        return [s for s in EVAL_SPLITS if s in self.splits]
+
+    def targets(self, split: str) -> torch.Tensor:
+        return targets_of(self.splits[split], self.target_key)
+
+    def chance(self, split: str = "test") -> float:
+        """The score of an uninformed predictor: majority-class rate, or for mAP the mean prevalence
+        (the expected AP of random scores) over the classes present."""
+        t = self.targets(split).numpy()
+        if self.multilabel:
+            prevalence = t.mean(axis=0)
+            return float(prevalence[prevalence > 0].mean())
+        return float(np.bincount(t).max() / len(t))
+
+
+def open_data(kind: str, *, data_root: str | Path | None = None, seed: int = 0,
+              synthetic_knobs: dict[str, Any] | None = None, subject_size=32, context_size=48,
+              image_size=48, cache: bool = True) -> DataBundle:
+    """Open ``caer_s`` or ``emotic`` data: the real folder at ``data_root``, or synthetic data in the
+    same format (generated once into ``data/``, with ``synthetic_knobs`` over the smoke defaults)."""
+    if kind not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
+    is_synthetic = data_root is None
+    knobs = synthetic_knobs or {}
+    views = dict(subject_size=subject_size, context_size=context_size, image_size=image_size, cache=cache)
+    if kind == "caer_s":
+        root = Path(data_root) if data_root else synthetic.make_caer_s(data_dir(), seed=seed, **knobs)
+        splits = open_caers_splits(root, seed=seed, **views)
+        return DataBundle(kind, root, splits, CAER_CLASSES, False, is_synthetic)
+    root = Path(data_root) if data_root else synthetic.make_emotic(data_dir(), seed=seed, **knobs)
+    splits = {s: Emotic(root, s, **views) for s in ("train", "val", "test", "test_ood")
+              if (root / f"{s}.csv").exists()}
+    return DataBundle(kind, root, splits, EMOTIC_CATEGORIES, True, is_synthetic)
+
+
+@dataclass
+class Run:
+    """A trained model and what it scored."""
+
+    model: nn.Module
+    fit: FitResult
+    scores: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float | None:
+        """test - test_ood: how much the score owes to the training-time context bias."""
+        if "test" in self.scores and "test_ood" in self.scores:
+            return self.scores["test"] - self.scores["test_ood"]
+        return None
+
+
+def train_and_score(build: Callable[[], nn.Module], data: DataBundle, *, seed: int = 0,
+                    checkpoint_dir: str | Path | None = None, **fit_kwargs) -> Run:
+    """Seed, build the model, fit on train (selecting on val), score every evaluation split."""
+    seed_everything(seed)  # before building: the initial weights come from this seed
+    model = build()
+    result = fit(model, data.splits["train"], data.splits["val"], seed=seed, target_key=data.target_key,
+                 checkpoint_dir=checkpoint_dir, **fit_kwargs)
+    run = Run(model=model, fit=result)
+    for split in data.eval_splits():
+        logits, targets = predict(model, data.splits[split], target_key=data.target_key, desc=split)
+        run.outputs[split] = (logits, targets)
+        run.scores[split] = float(default_metric(logits, targets))
+    return run
+
+
+def per_class_scores(run: Run, data: DataBundle, split: str) -> np.ndarray:
+    """Per-class AP (multi-label) or per-class accuracy (single-label) on one split."""
+    logits, targets = run.outputs[split]
+    if data.multilabel:
+        return metrics.average_precision(logits, targets)
+    return metrics.per_class_accuracy(metrics.confusion_matrix(logits, targets, data.num_classes))
+
+
+def module_table(model: nn.Module) -> str:
+    """A text table of the model's top-level parts with their parameter counts."""
+    rows = [(name, type(child).__name__, sum(p.numel() for p in child.parameters()))
+            for name, child in model.named_children()]
+    rows.append(("total", "", sum(p.numel() for p in model.parameters())))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {kind:<18}{count:>12,d}" for name, kind, count in rows)
