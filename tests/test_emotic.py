@@ -258,9 +258,9 @@ SMALL = {"sizes": {"train": 150, "val": 30, "test": 40, "test_ood": 150}}
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``folder`` except the build-time marker (it records a duration)."""
+    """SHA-256 of every file under ``folder``."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".complete"}
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -388,3 +388,35 @@ def test_unknown_or_bad_knobs_raise(tmp_path):
 def test_defaults_are_smoke_sized():
     assert EMOTIC_DEFAULTS["image_size"] == (96, 64) and EMOTIC_DEFAULTS["max_people"] >= 2
     assert set(EMOTIC_DEFAULTS["sizes"]) == set(SPLITS)
+
+
+# --- EmotiCon's extra inputs: pose keypoints and depth maps ---------------------------------------
+
+
+def test_generator_writes_pose_and_depth_that_the_loader_serves(synth):
+    ds = Emotic(synth, "train", extra_views=("pose", "depth"), image_size=(32, 48))
+    poses = np.load(synth / "pose" / "train.npy", allow_pickle=False)
+    assert poses.shape == (len(ds), 10, 3) and np.all(poses[:, :, 2] == 1.0)
+    item = ds[0]
+    assert item["pose"].shape == (10, 3) and item["depth"].shape == (1, 32, 48)
+    xy = ds.targets("pose")[:, :, :2]
+    assert xy.min() > -0.6 and xy.max() < 1.6          # joints sit in and around their own body box
+    assert 0.0 <= item["depth"].min() and item["depth"].max() <= 1.0
+    assert item["depth"].max() > 0.5                   # people and near ground are bright
+
+
+def test_pose_and_depth_problems_name_the_file(synth, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(synth, copy)
+    np.save(copy / "pose" / "val.npy", np.zeros((3, 10, 3), dtype=np.float32))
+    with pytest.raises(DataFormatError, match=r"pose/val.npy: expected shape"):
+        Emotic(copy, "val", extra_views=("pose",))
+    (copy / "pose" / "test.npy").unlink()
+    with pytest.raises(DataFormatError, match=r"pose/test.npy: pose file is missing"):
+        Emotic(copy, "test", extra_views=("pose",))
+    shutil.rmtree(copy / "depth")
+    ds = Emotic(copy, "train", extra_views=("depth",))
+    with pytest.raises(DataFormatError, match="depth map is missing"):
+        ds[0]
+    with pytest.raises(ValueError, match="unknown extra view"):
+        Emotic(copy, "train", extra_views=("gaze",))

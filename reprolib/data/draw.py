@@ -51,12 +51,12 @@ def _jitter(colour: tuple[int, int, int], rng: np.random.Generator, amount: int)
 
 
 def draw_scene(draw: ImageDraw.ImageDraw, width: int, height: int, scene: int, n_scenes: int,
-               rng: np.random.Generator) -> None:
+               rng: np.random.Generator) -> int:
     """Paint a background of the given scene type over the whole canvas.
 
     The scene type fixes the palette and one of four textures (stripes, dots, grid, blocks); the
     sample adds colour jitter, a random horizon height and random texture offsets, so scenes of one
-    type are similar but never identical.
+    type are similar but never identical. Returns the horizon's y (sky above, ground below).
     """
     sky, ground = scene_palette(scene, n_scenes)
     sky, ground = _jitter(sky, rng, 18), _jitter(ground, rng, 18)
@@ -87,6 +87,7 @@ def draw_scene(draw: ImageDraw.ImageDraw, width: int, height: int, scene: int, n
             top = int(horizon * rng.uniform(0.25, 0.75))
             draw.rectangle([x, top, x + int(step * 0.7), horizon], fill=ink)
             x += step
+    return horizon
 
 
 def draw_face(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], expression: Expression,
@@ -134,9 +135,15 @@ def draw_face(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float],
         raise ValueError(f"unknown mouth {mouth!r}; expected one of {MOUTHS}")
 
 
+JOINTS = ("head", "neck", "r_shoulder", "r_hand", "l_shoulder", "l_hand", "r_hip", "r_foot", "l_hip", "l_foot")
+
+
 def draw_body(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], expression: Expression,
-              skin: tuple[int, int, int], shirt: tuple[int, int, int]) -> None:
-    """Draw a standing person filling ``box``: head with the expression, torso, arms in a pose, legs."""
+              skin: tuple[int, int, int], shirt: tuple[int, int, int]) -> list[tuple[float, float]]:
+    """Draw a standing person filling ``box``: head with the expression, torso, arms in a pose, legs.
+
+    Returns the (x, y) of each joint in :data:`JOINTS`, as a pose estimator would report them.
+    """
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     cx = (x1 + x2) / 2
@@ -144,9 +151,14 @@ def draw_body(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float],
     stroke = max(1, int(round(w / 8)))
     draw.rectangle([cx - w * 0.3, y1 + head * 0.95, cx + w * 0.3, y1 + h * 0.68], fill=shirt)
     leg_top = y1 + h * 0.68
-    for dx in (-0.15, 0.15):
+    joints: dict[str, tuple[float, float]] = {}
+    for dx, side_name in ((-0.15, "r"), (0.15, "l")):
         draw.line([cx + dx * w, leg_top, cx + dx * 1.6 * w, y2], fill=(40, 40, 60), width=stroke)
+        joints[f"{side_name}_hip"] = (cx + dx * w, leg_top)
+        joints[f"{side_name}_foot"] = (cx + dx * 1.6 * w, y2)
     shoulder_y = y1 + head * 1.15
+    joints["neck"] = (cx, shoulder_y)
+    joints["head"] = (cx, y1 + head / 2)
     for side in (-1, 1):
         sx = cx + side * w * 0.3
         if expression.arms == "down":
@@ -158,7 +170,11 @@ def draw_body(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float],
         else:
             raise ValueError(f"unknown arms {expression.arms!r}; expected one of {ARMS}")
         draw.line([sx, shoulder_y, *end], fill=skin, width=stroke)
+        side_name = "r" if side < 0 else "l"
+        joints[f"{side_name}_shoulder"] = (sx, shoulder_y)
+        joints[f"{side_name}_hand"] = end
     draw_face(draw, (cx - head / 2, y1, cx + head / 2, y1 + head), expression, skin)
+    return [joints[name] for name in JOINTS]
 
 
 def random_skin(rng: np.random.Generator) -> tuple[int, int, int]:

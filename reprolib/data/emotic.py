@@ -49,10 +49,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from reprolib.data.base import Record, SubjectContextDataset
-from reprolib.data.views import DataFormatError, normalise_box
+from reprolib.data.views import DataFormatError, normalise_box, size_wh
 
 CATEGORIES = (
     "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
@@ -159,8 +161,15 @@ class Emotic(SubjectContextDataset):
 
     categories = CATEGORIES
 
+    EXTRA_VIEWS = ("pose", "depth")
+
     def __init__(self, root: str | Path, split: str = "train", csv: str | Path | None = None,
-                 image_root: str | Path | None = None, check_files: bool = True, **kwargs):
+                 image_root: str | Path | None = None, check_files: bool = True,
+                 extra_views: tuple[str, ...] = (), **kwargs):
+        unknown = sorted(set(extra_views) - set(self.EXTRA_VIEWS))
+        if unknown:
+            raise ValueError(f"unknown extra view(s) {unknown}; available: {self.EXTRA_VIEWS}")
+        self.extra_views = tuple(extra_views)
         self.root = Path(root)
         self.split = split
         self.csv_path = Path(csv) if csv is not None else self.root / f"{split}.csv"
@@ -183,7 +192,54 @@ class Emotic(SubjectContextDataset):
                 path=path, box=row["box"], target={"labels": row["labels"], "vad": row["vad"]},
                 source=where, meta={"index": row["index"], "image_size": row["size"],
                                     "gender": row["gender"], "age": row["age"]}))
+        if "pose" in self.extra_views:
+            self._attach_pose(records, rows)
         super().__init__(records, **kwargs)
+        self._depth_cache: dict[int, torch.Tensor] = {}
+
+    def _attach_pose(self, records: list[Record], rows: list[dict[str, Any]]) -> None:
+        """Keypoints from ``<root>/pose/<split>.npy`` ([rows, joints, (x, y, confidence)] in image pixels,
+        row i = CSV row i), served as ``pose`` with x, y relative to the person's body box."""
+        path = self.root / "pose" / f"{self.split}.npy"
+        if not path.is_file():
+            raise DataFormatError(f"{path}: pose file is missing (one [rows, joints, 3] array per split, "
+                                  "e.g. from a pose estimator, aligned with the CSV rows)")
+        try:
+            poses = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise DataFormatError(f"{path}: not a plain numpy array ({err})") from None
+        if poses.ndim != 3 or poses.shape[0] != len(rows) or poses.shape[2] != 3:
+            raise DataFormatError(f"{path}: expected shape [{len(rows)}, joints, 3], got {list(poses.shape)}")
+        for rec, row, pose in zip(records, rows, poses):
+            box, _ = normalise_box(row["box"], row["size"][0], row["size"][1], rec.source)
+            scale = np.array([box[2] - box[0], box[3] - box[1]], dtype=np.float32)
+            xy = (pose[:, :2] - np.array(box[:2], dtype=np.float32)) / scale
+            rec.target["pose"] = torch.from_numpy(np.concatenate([xy, pose[:, 2:]], axis=1).astype(np.float32))
+
+    def _depth(self, index: int) -> torch.Tensor:
+        """The image's depth map ``<root>/depth/<Folder>/<stem>.png`` as [1, H, W] in [0, 1], image-sized."""
+        if index in self._depth_cache:
+            return self._depth_cache[index]
+        rec = self.records[index]
+        path = self.root / "depth" / rec.path.relative_to(self.image_root).with_suffix(".png")
+        try:
+            with Image.open(path) as im:
+                depth = im.convert("L")
+        except FileNotFoundError:
+            raise DataFormatError(f"{path}: depth map is missing (one 8-bit PNG per image, bright = near)") from None
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataFormatError(f"{path}: cannot decode depth map ({err})") from None
+        arr = np.asarray(depth.resize(size_wh(self.sizes[2]), Image.BILINEAR), dtype=np.float32) / 255.0
+        tensor = torch.from_numpy(arr)[None]
+        if self.cache:
+            self._depth_cache[index] = tensor
+        return tensor
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = super().__getitem__(index)
+        if "depth" in self.extra_views:
+            item["depth"] = self._depth(item["index"])
+        return item
 
     @property
     def labels(self) -> torch.Tensor:

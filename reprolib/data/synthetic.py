@@ -26,6 +26,7 @@ and renamed, so an interrupted run leaves nothing half-written) and reused on la
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 import json
 import os
 import shutil
@@ -43,7 +44,7 @@ from reprolib.data.emotic import HEADER as EMOTIC_FORMAT_HEADER
 
 SPLITS = ("train", "val", "test", "test_ood")
 CAER_CLASSES = CAERS_FORMAT_CLASSES  # the loader owns the format facts
-GENERATOR_VERSION = 2  # bump on any change to what is drawn or written: it keys the data cache
+GENERATOR_VERSION = 3  # bump on any change to what is drawn or written: it keys the data cache
 TRUTH_FILE = "ground_truth.json"
 _COMPLETE_MARKER = ".complete"
 
@@ -245,6 +246,8 @@ def make_caer_s(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
 EMOTIC_CATEGORIES = EMOTIC_FORMAT_CATEGORIES  # the loader owns the format facts
 EMOTIC_HEADER = EMOTIC_FORMAT_HEADER
 EMOTIC_IMAGE_FOLDER = "synth/images"
+EMOTIC_POSE_FOLDER = "pose"    # <split>.npy: [rows, joints, (x, y, confidence)], aligned with the CSV rows
+EMOTIC_DEPTH_FOLDER = "depth"  # depth/<Folder>/<image stem>.png: 8-bit, bright = near
 
 # How each category shows on a body: (mouth, brows, eyes, arms), a distinct combination per category.
 _E = D.Expression
@@ -383,13 +386,24 @@ def emotic_vad(rng: np.random.Generator, primary: int) -> list[int]:
     return [int(v) for v in np.clip(base + rng.integers(-1, 2, size=3), 1, 10)]
 
 
+@dataclass
+class EmoticPicture:
+    """One rendered EMOTIC-style image and what the renderer knows about it (final pixel units)."""
+
+    image: Image.Image
+    boxes: list[list[int]]             # body box [x1, y1, x2, y2] per person
+    shown: list[int]                   # category each person's expression shows
+    ages: list[str]
+    keypoints: list[list[list[float]]]  # per person, per joint of draw.JOINTS: [x, y]
+    horizon: float                     # y of the horizon
+
+
 def render_emotic_image(rng: np.random.Generator, primaries: list[int], scene: int, k: dict[str, Any]
-                        ) -> tuple[Image.Image, list[list[int]], list[int], list[str]]:
+                        ) -> EmoticPicture:
     """Draw one EMOTIC-style image with one standing person per entry of ``primaries``.
 
     People stand side by side in random, non-overlapping slots, 60-90 % of the image height tall
-    (by age). Returns the image, each person's body box [x1, y1, x2, y2] in final pixels, the
-    category each person's expression shows, and each person's age group.
+    (by age).
     """
     n_cat = len(EMOTIC_CATEGORIES)
     ss = int(k["supersample"])
@@ -397,12 +411,12 @@ def render_emotic_image(rng: np.random.Generator, primaries: list[int], scene: i
     bw, bh = width * ss, height * ss
     img = Image.new("RGB", (bw, bh))
     canvas = ImageDraw.Draw(img)
-    D.draw_scene(canvas, bw, bh, scene, int(k["n_scenes"]), rng)
+    horizon = D.draw_scene(canvas, bw, bh, scene, int(k["n_scenes"]), rng)
 
     n = len(primaries)
     slot_w = bw / n
     slots = rng.permutation(n)
-    boxes, shown, ages = [], [], []
+    boxes, shown, ages, keypoints = [], [], [], []
     for j, primary in enumerate(primaries):
         age = EMOTIC_AGES[int(rng.choice(len(EMOTIC_AGES), p=_AGE_P))]
         h = bh * rng.uniform(*_AGE_HEIGHT[age])
@@ -411,15 +425,30 @@ def render_emotic_image(rng: np.random.Generator, primaries: list[int], scene: i
         y2 = bh if rng.random() < 0.25 else rng.uniform(max(h, 0.9 * bh), bh)  # some touch the border
         y1 = y2 - h
         face = primary if rng.random() >= k["expression_noise"] else int(rng.integers(n_cat))
-        D.draw_body(canvas, (x1, y1, x1 + w, y2), EMOTIC_EXPRESSIONS[EMOTIC_CATEGORIES[face]],
-                    D.random_skin(rng), D.random_colour(rng))
+        joints = D.draw_body(canvas, (x1, y1, x1 + w, y2), EMOTIC_EXPRESSIONS[EMOTIC_CATEGORIES[face]],
+                             D.random_skin(rng), D.random_colour(rng))
+        keypoints.append([[round(x / ss, 2), round(y / ss, 2)] for x, y in joints])
         box = [int(np.floor(x1 / ss)), int(np.floor(y1 / ss)), int(np.ceil((x1 + w) / ss)), int(np.ceil(y2 / ss))]
         boxes.append([max(0, min(lim, v)) for v, lim in zip(box, (width, height, width, height))])
         shown.append(face)
         ages.append(age)
     if ss > 1:
         img = img.resize((width, height), Image.LANCZOS)
-    return img, boxes, shown, ages
+    return EmoticPicture(img, boxes, shown, ages, keypoints, horizon / ss)
+
+
+def depth_map(width: int, height: int, horizon: float, boxes: list[list[int]]) -> np.ndarray:
+    """An 8-bit depth map as a monocular depth estimator would give it (bright = near).
+
+    Sky is far (0); the ground comes nearer linearly from the horizon to the bottom edge; each person
+    is a flat card standing where their feet touch the ground, nearer people drawn over farther ones.
+    """
+    rows = np.arange(height, dtype=np.float64)[:, None]
+    ground = 40 + 215 * (rows - horizon) / max(height - horizon, 1.0)
+    depth = np.broadcast_to(np.where(rows < horizon, 0.0, ground), (height, width)).copy()
+    for x1, y1, x2, y2 in sorted(boxes, key=lambda b: b[3]):
+        depth[y1:y2, x1:x2] = depth[min(y2, height) - 1, 0]
+    return np.clip(np.round(depth), 0, 255).astype(np.uint8)
 
 
 def save_jpeg(img: Image.Image, path: Path) -> None:
@@ -453,6 +482,8 @@ def make_emotic(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
 
         <dataset>/synth/images/NNNNNN.jpg       JPEG, quality 95, numbered across all splits
         <dataset>/<split>.csv                   split in train, val, test, test_ood
+        <dataset>/pose/<split>.npy              body keypoints per CSV row (EmotiCon's pose stream)
+        <dataset>/depth/synth/images/NNNNNN.png depth map per image (EmotiCon's socio-dynamic stream)
         <dataset>/ground_truth.json             analysis-only sidecar
 
     Each CSV has the header ``Index,Folder,Filename,Image Size,BBox,Categorical_Labels,
@@ -493,17 +524,21 @@ def make_emotic(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
             rng.shuffle(firsts)
             rows: list[list[Any]] = []
             meta: list[dict[str, Any]] = []
+            poses: list[list[list[float]]] = []
             for first in firsts.tolist():
                 n_people = int(rng.integers(1, int(k["max_people"]) + 1))
                 m = min(int(k["n_scenes"]), n_cat)
                 scene = sample_scene(rng, first % m, m, int(k["n_scenes"]), bias)
                 primaries = [first] + [first if rng.random() < k["prior_strength"] else int(rng.choice(n_cat, p=probs))
                                        for _ in range(n_people - 1)]
-                img, boxes, shown, ages = render_emotic_image(rng, primaries, scene, k)
+                pic = render_emotic_image(rng, primaries, scene, k)
                 image_no += 1
                 name = f"{image_no:06d}.jpg"
-                save_jpeg(img, out / EMOTIC_IMAGE_FOLDER / name)
-                for person, (primary, box, face, age) in enumerate(zip(primaries, boxes, shown, ages)):
+                save_jpeg(pic.image, out / EMOTIC_IMAGE_FOLDER / name)
+                save_png(Image.fromarray(depth_map(width, height, pic.horizon, pic.boxes)),
+                         out / EMOTIC_DEPTH_FOLDER / EMOTIC_IMAGE_FOLDER / f"{image_no:06d}.png")
+                poses.extend([[x, y, 1.0] for x, y in joints] for joints in pic.keypoints)
+                for person, (primary, box, face, age) in enumerate(zip(primaries, pic.boxes, pic.shown, pic.ages)):
                     labels = [EMOTIC_CATEGORIES[c] for c in emotic_labels(rng, primary, k["companion_rate"])]
                     gender = EMOTIC_GENDERS[int(rng.integers(2))]
                     rows.append([len(rows), EMOTIC_IMAGE_FOLDER, name, [width, height], box,
@@ -511,6 +546,8 @@ def make_emotic(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
                     meta.append({"image": f"{EMOTIC_IMAGE_FOLDER}/{name}", "person": person, "scene": scene,
                                  "primary": primary, "shown": face})
             write_emotic_csv(out / f"{split}.csv", rows)
+            (out / EMOTIC_POSE_FOLDER).mkdir(exist_ok=True)
+            np.save(out / EMOTIC_POSE_FOLDER / f"{split}.npy", np.asarray(poses, dtype=np.float32))
             truth["splits"][split] = {"bias": bias, "images": count, "rows": meta}
         return truth
 

@@ -77,7 +77,7 @@ def open_rgb(path) -> Image.Image:
         raise DataFormatError(f"{path}: cannot decode image ({err})") from None
 
 
-def _as_size(size: int | tuple[int, int]) -> tuple[int, int]:
+def size_wh(size: int | tuple[int, int]) -> tuple[int, int]:
     """(width, height) from an int (square) or a (height, width) pair, torchvision's convention."""
     if isinstance(size, int):
         return size, size
@@ -98,9 +98,9 @@ def cut_views(img: Image.Image, box: tuple[int, int, int, int] | None, subject_s
         # PIL rectangles include their far edge; the box is half-open like a crop.
         ImageDraw.Draw(context).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], fill=(0, 0, 0))
     return {
-        "subject": to_uint8_tensor(subject.resize(_as_size(subject_size), Image.BILINEAR)),
-        "context": to_uint8_tensor(context.resize(_as_size(context_size), Image.BILINEAR)),
-        "image": to_uint8_tensor(img.resize(_as_size(image_size), Image.BILINEAR)),
+        "subject": to_uint8_tensor(subject.resize(size_wh(subject_size), Image.BILINEAR)),
+        "context": to_uint8_tensor(context.resize(size_wh(context_size), Image.BILINEAR)),
+        "image": to_uint8_tensor(img.resize(size_wh(image_size), Image.BILINEAR)),
     }
 
 
