@@ -72,20 +72,24 @@ class DataBundle:
 
 def open_data(kind: str, *, data_root: str | Path | None = None, seed: int = 0,
               synthetic_knobs: dict[str, Any] | None = None, subject_size=32, context_size=48,
-              image_size=48, cache: bool = True) -> DataBundle:
+              image_size=48, cache: bool = True, extra_views: tuple[str, ...] = ()) -> DataBundle:
     """Open ``caer_s`` or ``emotic`` data: the real folder at ``data_root``, or synthetic data in the
-    same format (generated once into ``data/``, with ``synthetic_knobs`` over the smoke defaults)."""
+    same format (generated once into ``data/``, with ``synthetic_knobs`` over the smoke defaults).
+
+    ``extra_views`` (EMOTIC only): ``"pose"`` and/or ``"depth"``, for EmotiCon."""
     if kind not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
     is_synthetic = data_root is None
     knobs = synthetic_knobs or {}
     views = dict(subject_size=subject_size, context_size=context_size, image_size=image_size, cache=cache)
     if kind == "caer_s":
+        if extra_views:
+            raise ValueError(f"CAER-S has no {list(extra_views)}: it annotates faces only")
         root = Path(data_root) if data_root else synthetic.make_caer_s(data_dir(), seed=seed, **knobs)
         splits = open_caers_splits(root, seed=seed, **views)
         return DataBundle(kind, root, splits, CAER_CLASSES, False, is_synthetic)
     root = Path(data_root) if data_root else synthetic.make_emotic(data_dir(), seed=seed, **knobs)
-    splits = {s: Emotic(root, s, **views) for s in ("train", "val", "test", "test_ood")
+    splits = {s: Emotic(root, s, extra_views=extra_views, **views) for s in ("train", "val", "test", "test_ood")
               if (root / f"{s}.csv").exists()}
     return DataBundle(kind, root, splits, EMOTIC_CATEGORIES, True, is_synthetic)
 

@@ -8,6 +8,9 @@ runs with any of them:
   as in CAER-Net, or region features);
 * ``forward(x) -> [B, out_dim]``: the global average pool of ``feature_map(x)``.
 
+For multi-scale models (CD-Net), :func:`stage_features` returns the pooled outputs of an encoder's last
+stages and :func:`stage_widths` their channel widths, for both encoder kinds.
+
 ResNets are built with ``weights=None`` (nothing is downloaded, ever). Pretrained weights come only from
 a local file: :func:`load_places365` reads the CSAIL Places365 checkpoints (``resnet18_places365.pth.tar``
 and friends) that EMOT-Net and CLEF use for their context stream. The ResNet encoder keeps torchvision's
@@ -29,7 +32,7 @@ import torchvision
 from torch import nn
 
 __all__ = ["ENCODER_NAMES", "CheckpointError", "ResNetEncoder", "SmallCNN", "build_encoder",
-           "load_places365"]
+           "load_places365", "stage_features", "stage_widths"]
 
 # name -> pooled width; "small" uses SmallCNN's default widths
 ENCODER_NAMES: tuple[str, ...] = ("small", "resnet18", "resnet34", "resnet50", "resnet152")
@@ -115,6 +118,55 @@ def build_encoder(name: str, *, weights: str | Path | None = None, in_channels: 
     if weights is not None:
         load_places365(encoder, weights)
     return encoder
+
+
+def _stages(encoder: nn.Module) -> list[tuple[nn.Module, int]]:
+    """The encoder cut into its stages, each with the channel width of its output.
+
+    :class:`SmallCNN`: one stage per Conv-BN-ReLU-MaxPool block. :class:`ResNetEncoder`: the stem
+    (conv1-bn1-relu-maxpool) followed by ``layer1`` forms the first stage, then ``layer2`` .. ``layer4``.
+    Running the stages in order computes exactly ``encoder.feature_map``.
+    """
+    if isinstance(encoder, SmallCNN):
+        blocks = [encoder.body[i:i + 4] for i in range(0, len(encoder.body), 4)]
+        return [(block, block[0].out_channels) for block in blocks]
+    if isinstance(encoder, ResNetEncoder):
+        stem = nn.Sequential(encoder.conv1, encoder.bn1, encoder.relu, encoder.maxpool, encoder.layer1)
+        stages = [stem, encoder.layer2, encoder.layer3, encoder.layer4]
+        # the last BatchNorm of a stage (bn2 of a BasicBlock, bn3 of a Bottleneck) has its output width
+        return [(stage, [m for m in stage.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features)
+                for stage in stages]
+    raise TypeError(f"stage_features supports SmallCNN and ResNetEncoder, not {type(encoder).__name__}")
+
+
+def stage_widths(encoder: nn.Module, n_last: int = 2) -> list[int]:
+    """Channel widths of the outputs of the last ``n_last`` stages, shallowest first.
+
+    ``"small"`` (default widths): ``[64, 64]``; ``"resnet18/34"``: ``[256, 512]`` (layer3, layer4);
+    ``"resnet50/152"``: ``[1024, 2048]``. The last entry is always ``encoder.out_dim``.
+    """
+    stages = _stages(encoder)
+    if not 1 <= n_last <= len(stages):
+        raise ValueError(f"n_last must be in 1..{len(stages)}, got {n_last}")
+    return [width for _, width in stages[-n_last:]]
+
+
+def stage_features(encoder: nn.Module, x: torch.Tensor, n_last: int = 2) -> list[torch.Tensor]:
+    """Globally average-pooled outputs of the last ``n_last`` stages: a list of ``[B, C_s]``, shallowest first.
+
+    One pass through the encoder (same computation as ``feature_map``); widths as in :func:`stage_widths`.
+    SmallCNN: outputs of its last ``n_last`` blocks; ResNet: of ``layer3``, ``layer4`` for ``n_last=2``.
+    The last entry equals ``encoder(x)``.
+    """
+    stages = _stages(encoder)
+    if not 1 <= n_last <= len(stages):
+        raise ValueError(f"n_last must be in 1..{len(stages)}, got {n_last}")
+    pooled = []
+    for i, (stage, _) in enumerate(stages):
+        x = stage(x)
+        if i >= len(stages) - n_last:
+            pooled.append(x.mean(dim=(2, 3)))
+    return pooled
 
 
 def _read_checkpoint(path: Path) -> Any:
