@@ -3,6 +3,7 @@
 Commands:
   reproduce   run the numbered notebooks headless with papermill (see :mod:`reprolib.runner`)
   refresh     re-execute committed notebooks in place at smoke size (contributors)
+  sweep       multi-seed runs of the baselines, mean ± std table
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
 ``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
@@ -113,6 +114,31 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_refresh)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from . import sweeps
+
+    try:
+        table = sweeps.sweep_baselines(args.size, args.seeds, args.only)
+    except ValueError as exc:
+        print(f"{PROG} sweep: error: {exc}", file=sys.stderr)
+        return 2
+    print(sweeps.format_table(table))
+    return 0
+
+
+def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sweep",
+        help="train every baseline for several seeds and write results/sweep_baselines_<size>.json",
+        description="Multi-seed runs of the five baselines on their home datasets, with the notebooks' "
+        "code path; prints a mean ± std table.",
+    )
+    p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five)")
+    p.set_defaults(func=_cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -121,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_reproduce(subparsers)
     _add_refresh(subparsers)
+    _add_sweep(subparsers)
     return parser
 
 
