@@ -100,12 +100,14 @@ class ResNetEncoder(nn.Module):
         return self.avgpool(self.feature_map(x)).flatten(1)
 
 
-def build_encoder(name: str, *, weights: str | Path | None = None, in_channels: int = 3) -> nn.Module:
+def build_encoder(name: str, *, weights: str | Path | None = None, in_channels: int = 3,
+                  widths: tuple[int, ...] | None = None) -> nn.Module:
     """An image encoder by name: ``"small"`` (:class:`SmallCNN`) or ``"resnet18/34/50/152"``.
 
     ``weights``: path to a local Places365 checkpoint (see :func:`load_places365`), ResNets only;
     ``None`` leaves the random initialisation. ``in_channels`` other than 3 changes the first conv
-    (so 3-channel pretrained weights no longer fit it).
+    (so 3-channel pretrained weights no longer fit it). ``widths`` sets the small CNN's block widths
+    (narrower encoders for smoke runs); it does not apply to ResNets.
     """
     if name not in ENCODER_NAMES:
         raise ValueError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODER_NAMES)}")
@@ -113,7 +115,9 @@ def build_encoder(name: str, *, weights: str | Path | None = None, in_channels: 
         if weights is not None:
             raise ValueError("weights= loads a Places365 ResNet checkpoint; the 'small' encoder has none "
                              "(choose a ResNet, or load a checkpoint of this repo with load_state_dict)")
-        return SmallCNN(in_channels=in_channels)
+        return SmallCNN(tuple(widths), in_channels=in_channels) if widths else SmallCNN(in_channels=in_channels)
+    if widths is not None:
+        raise ValueError(f"widths= narrows the 'small' encoder only, not {name!r}")
     encoder = ResNetEncoder(name, in_channels=in_channels)
     if weights is not None:
         load_places365(encoder, weights)

@@ -49,18 +49,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reprolib.models.backbones import SmallCNN, build_encoder, stage_features, stage_widths
+from reprolib.models.backbones import build_encoder, stage_features, stage_widths
 
 JOINT_DIM = 256
 STREAMS = ("subject", "context", "image")
-
-
-def _encoder(name: str, widths, weights=None) -> nn.Module:
-    if widths is None:
-        return build_encoder(name, weights=weights)
-    if name != "small":
-        raise ValueError(f"widths= narrows the 'small' encoder only, not {name!r}")
-    return SmallCNN(tuple(widths))
 
 
 class TubalBlock(nn.Module):
@@ -119,9 +111,9 @@ class CDNet(nn.Module):
         self.target_key = "labels" if multilabel else "label"
         self.scales, self.mixer = scales, mixer
         self.encoders = nn.ModuleDict({
-            "subject": _encoder(backbone, widths),
-            "context": _encoder(backbone, widths, context_weights),
-            "image": _encoder(backbone, widths, context_weights)})
+            "subject": build_encoder(backbone, widths=widths),
+            "context": build_encoder(backbone, weights=context_weights, widths=widths),
+            "image": build_encoder(backbone, weights=context_weights, widths=widths)})
         # projections[stream][s]: Linear(C_s -> d), s = 0 the shallower scale
         self.projections = nn.ModuleDict({
             name: nn.ModuleList(nn.Linear(c, dim) for c in stage_widths(enc, scales))

@@ -39,17 +39,9 @@ import math
 import torch
 from torch import nn
 
-from reprolib.models.backbones import SmallCNN, build_encoder
+from reprolib.models.backbones import build_encoder
 
 JOINT_DIM = 256
-
-
-def _encoder(name: str, widths, weights=None) -> nn.Module:
-    if widths is None:
-        return build_encoder(name, weights=weights)
-    if name != "small":
-        raise ValueError(f"widths= narrows the 'small' encoder only, not {name!r}")
-    return SmallCNN(tuple(widths))
 
 
 class GCNLayer(nn.Module):
@@ -101,8 +93,8 @@ class GNNCNN(nn.Module):
         self.multilabel = multilabel
         self.target_key = "labels" if multilabel else "label"
         self.grid, self.num_nodes = grid, grid * grid
-        self.body_encoder = _encoder(backbone, widths)
-        self.context_encoder = _encoder(backbone, widths, context_weights)
+        self.body_encoder = build_encoder(backbone, widths=widths)
+        self.context_encoder = build_encoder(backbone, weights=context_weights, widths=widths)
         self.cells = nn.AdaptiveAvgPool2d(grid)
         self.node_proj = nn.Linear(self.context_encoder.out_dim, node_dim)
         self.node_pos = nn.Parameter(torch.randn(1, self.num_nodes, node_dim) * 0.02)
