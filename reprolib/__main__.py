@@ -3,7 +3,7 @@
 Commands:
   reproduce   run the numbered notebooks headless with papermill (see :mod:`reprolib.runner`)
   refresh     re-execute committed notebooks in place at smoke size (contributors)
-  sweep       multi-seed runs of the baselines, mean ± std table
+  sweep       multi-seed runs of the baselines (plain or ± CCIM), mean ± std table
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
 ``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
@@ -118,7 +118,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweeps
 
     try:
-        table = sweeps.sweep_baselines(args.size, args.seeds, args.only)
+        table = sweeps.sweep(args.method, args.size, args.seeds, args.only, reuse_baselines=args.reuse_baselines)
     except ValueError as exc:
         print(f"{PROG} sweep: error: {exc}", file=sys.stderr)
         return 2
@@ -129,10 +129,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "sweep",
-        help="train every baseline for several seeds and write results/sweep_baselines_<size>.json",
+        help="train every baseline (plain, or with and without CCIM) for several seeds; write "
+        "results/sweep_<method>_<size>.json",
         description="Multi-seed runs of the five baselines on their home datasets, with the notebooks' "
         "code path; prints a mean ± std table.",
     )
+    p.add_argument("--method", choices=("baselines", "ccim"), default="baselines",
+                   help="baselines: the plain models; ccim: each baseline without and with CCIM (both strategies)")
+    p.add_argument("--reuse-baselines", action="store_true",
+                   help="ccim: take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five)")

@@ -22,3 +22,38 @@ def chance_accuracy(labels: np.ndarray) -> float:
     """Accuracy of always predicting the most frequent label."""
     counts = np.bincount(np.asarray(labels, dtype=int))
     return float(counts.max() / counts.sum())
+
+
+def label_distribution_per_group(targets: np.ndarray, groups: np.ndarray, n_groups: int,
+                                 num_classes: int) -> np.ndarray:
+    """P(label | group) as a [n_groups, num_classes] table whose non-empty rows sum to 1.
+
+    ``targets``: class indices (single-label) or a multi-hot matrix (multi-label, where a row is the
+    share of each category among the labels given in that group). Empty groups get a zero row.
+    """
+    targets, groups = np.asarray(targets), np.asarray(groups, dtype=int)
+    counts = np.zeros((n_groups, num_classes), dtype=np.float64)
+    if targets.ndim == 1:
+        np.add.at(counts, (groups, targets.astype(int)), 1.0)
+    else:
+        np.add.at(counts, groups, targets.astype(np.float64))
+    return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
+
+
+def label_dependence(targets: np.ndarray, groups: np.ndarray, n_groups: int, num_classes: int) -> float:
+    """How far P(label | group) is from P(label), averaged over groups by their size:
+    sum_z P(z) * TV(P(y | z), P(y)), with TV the total-variation distance. 0 = the context group says
+    nothing about the label; it works for single- and multi-label targets alike."""
+    groups = np.asarray(groups, dtype=int)
+    per_group = label_distribution_per_group(targets, groups, n_groups, num_classes)
+    weights = np.bincount(groups, minlength=n_groups) / len(groups)
+    overall = weights @ per_group  # P(y), as the mixture of the groups
+    return float((weights * 0.5 * np.abs(per_group - overall).sum(axis=1)).sum())
+
+
+def cluster_purity(clusters: np.ndarray, truth: np.ndarray) -> float:
+    """Share of samples whose cluster's most common true group is their own (1 = no cluster mixes
+    groups; splitting a group over several clusters is not penalised, unlike the adjusted Rand index)."""
+    clusters, truth = np.asarray(clusters, dtype=int), np.asarray(truth, dtype=int)
+    table = contingency(clusters, truth, clusters.max() + 1, truth.max() + 1)
+    return float(table.max(axis=1).sum() / len(clusters))

@@ -8,6 +8,7 @@ multi-seed runs behind the closing tables use exactly what the notebooks use.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -17,8 +18,10 @@ import torch
 from torch import nn
 
 from reprolib import metrics
+from reprolib.causal.dictionary import (ConfounderDictionary, build_dictionary, dictionary_backbone,
+                                       extract_features)
 from reprolib.data import synthetic
-from reprolib.data.base import targets_of
+from reprolib.data.base import records_of, targets_of
 from reprolib.data.caers import CLASSES as CAER_CLASSES
 from reprolib.data.caers import open_caers_splits
 from reprolib.data.emotic import CATEGORIES as EMOTIC_CATEGORIES
@@ -124,6 +127,40 @@ def train_and_score(build: Callable[[], nn.Module], data: DataBundle, *, seed: i
         run.outputs[split] = (logits, targets)
         run.scores[split] = float(default_metric(logits, targets))
     return run
+
+
+def true_scenes(data: DataBundle, split: str) -> np.ndarray | None:
+    """The scene id of every sample of ``split`` from the synthetic sidecar (None for real data, which
+    records no scene). For measuring how well context clusters recover the confounder; never for training."""
+    if not data.synthetic:
+        return None
+    truth = synthetic.load_truth(data.root)["splits"][split]
+    records = records_of(data.splits[split])
+    if data.multilabel:  # EMOTIC-style: sidecar rows are aligned with the CSV's Index column
+        return np.array([truth["rows"][r.meta["index"]]["scene"] for r in records])
+    return np.array([truth["samples"][str(r.path.relative_to(data.root))]["scene"] for r in records])
+
+
+def dictionary_path(data: DataBundle, n: int, *, seed: int = 0, backbone: str = "ColourLayout") -> Path:
+    """Where the confounder dictionary of this dataset, N, seed, backbone and context view size is kept."""
+    view = "x".join(str(v) for v in data.splits["train"][0]["context"].shape[1:])
+    where = hashlib.sha1(str(Path(data.root).resolve()).encode()).hexdigest()[:8]
+    return data_dir() / "dictionaries" / f"{data.kind}-{Path(data.root).name}-{where}-{view}-{backbone}-N{n}-seed{seed}.npz"
+
+
+def dictionary_for(data: DataBundle, n: int, *, seed: int = 0, places365_weights: str | None = None,
+                   rebuild: bool = False) -> ConfounderDictionary:
+    """The confounder dictionary of ``data`` with ``n`` prototypes: loaded if notebook 02 (or an
+    earlier call) saved it, else built from the training split's masked contexts and saved."""
+    encoder, description = dictionary_backbone(places365_weights)
+    path = dictionary_path(data, n, seed=seed, backbone=description["backbone"])
+    if path.exists() and not rebuild:
+        return ConfounderDictionary.load(path)
+    features = extract_features(encoder, data.splits["train"], desc=f"context features ({description['backbone']})")
+    dictionary, _ = build_dictionary(features, n, seed=seed, provenance={
+        **description, "dataset": data.kind, "data_root": str(data.root), "split": "train"})
+    dictionary.save(path)
+    return dictionary
 
 
 def per_class_scores(run: Run, data: DataBundle, split: str) -> np.ndarray:

@@ -104,3 +104,48 @@ def confusion(cm: np.ndarray, class_names):
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig
+
+
+def prior_bars(priors: dict[str, np.ndarray]):
+    """P(z) of each dictionary, prototypes sorted by share: how evenly the contexts spread."""
+    fig, axes = plt.subplots(1, len(priors), figsize=(2.6 * len(priors), 2.4), squeeze=False)
+    for ax, (name, prior) in zip(axes[0], priors.items()):
+        p = np.sort(np.asarray(prior).reshape(-1))[::-1]
+        ax.bar(np.arange(len(p)), p, width=0.9)
+        ax.axhline(1 / len(p), color="grey", ls="--", lw=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("prototype (by share)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("P(z)")
+    fig.tight_layout()
+    return fig
+
+
+def feature_projection(points: np.ndarray, colourings: dict[str, np.ndarray], centres: np.ndarray | None = None):
+    """A 2-D projection of features, once per colouring (e.g. k-means cluster, true scene)."""
+    fig, axes = plt.subplots(1, len(colourings), figsize=(3.4 * len(colourings), 3.2), squeeze=False)
+    for ax, (name, colour) in zip(axes[0], colourings.items()):
+        ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab20", s=4, alpha=0.7, linewidths=0)
+        if centres is not None:
+            ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="black", s=25, linewidths=1)
+        ax.set_title(f"coloured by {name}", fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def group_label_heatmaps(tables: dict[str, np.ndarray], class_names, title_suffix: dict[str, str] | None = None,
+                         ylabel: str = "prototype", row_names=None):
+    """Row-stochastic tables side by side per split, e.g. P(label | prototype) (rows: prototypes,
+    columns: labels) or mean attention per true scene (rows: scenes, columns: prototypes)."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(max(3.6, 0.22 * len(class_names) + 1.6) * len(tables), 3.6),
+                             squeeze=False)
+    for ax, (name, table) in zip(axes[0], tables.items()):
+        sns.heatmap(table, ax=ax, vmin=0, vmax=max(0.5, float(table.max())), cmap="rocket_r",
+                    cbar=ax is axes[0, -1], xticklabels=list(class_names),
+                    yticklabels=list(row_names) if row_names is not None else list(range(len(table))))
+        ax.set_title(name + ((title_suffix or {}).get(name, "")), fontsize=9)
+        ax.set_ylabel(ylabel)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return fig

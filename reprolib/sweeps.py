@@ -3,7 +3,9 @@
 ``python -m reprolib sweep --size medium --seeds 0 1 2`` trains each baseline on its home dataset
 (the one its notebook uses at smoke size) with the notebooks' own code path
 (:func:`reprolib.experiments.train_and_score`) and writes ``results/sweep_baselines_<size>.json``
-with per-seed scores and mean ± std of test, test_ood and the gap.
+with per-seed scores and mean ± std of test, test_ood and the gap. ``--method ccim`` does the same
+for each baseline without and with CCIM (both strategies, notebook 02's dictionary) and writes
+``results/sweep_ccim_<size>.json``.
 
 Sizes: ``smoke`` is the notebooks' default; ``medium`` doubles the synthetic data and trains 15
 epochs (CPU, minutes per run); ``full`` uses ResNet-18 encoders, larger views and more data (GPU).
@@ -33,7 +35,7 @@ SMOKE_SIZES = {"caer_s": {"train": 1400, "val": 350, "test": 700, "test_ood": 70
                "emotic": {"train": 900, "val": 250, "test": 500, "test_ood": 500}}
 
 
-def _baselines(size: str) -> dict[str, tuple[str, Callable]]:
+def baseline_builders(size: str) -> dict[str, tuple[str, Callable]]:
     """name -> (home dataset, build(data, backbone)); the same constructors the notebooks call."""
     from reprolib.models.caernet import CAERNetS
     from reprolib.models.cdnet import CDNet
@@ -59,19 +61,60 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
 
 
-def sweep_baselines(size: str = "medium", seeds=(0, 1, 2), only=None, log=print) -> dict[str, Any]:
-    """Train every (selected) baseline for every seed; return and save the per-seed and summary table."""
+METHODS = ("baselines", "ccim")
+DICTIONARY_SIZE = 16  # prototypes in the CCIM sweep's dictionaries (notebook 02's main N at smoke size)
+
+
+def _variants(method: str) -> dict[str, Callable | None]:
+    """variant -> how to wrap a built baseline given its dataset's dictionary (None: leave it as is)."""
+    if method == "baselines":
+        return {"baseline": None}
+    from reprolib.causal.ccim import with_ccim
+
+    return {"baseline": None,
+            "ccim_dot_product": lambda model, dictionary: with_ccim(model, dictionary, "dot_product"),
+            "ccim_additive": lambda model, dictionary: with_ccim(model, dictionary, "additive")}
+
+
+def _reusable_baseline_runs(size: str, seeds) -> dict[str, list[dict]]:
+    """Per-seed baseline runs from ``sweep_baselines_<size>.json`` when it used these seeds (the CCIM
+    sweep's baseline rows come from the same code path, so re-training them would repeat the numbers)."""
+    from reprolib.paths import results_dir
+
+    path = results_dir() / f"sweep_baselines_{size}.json"
+    if not path.exists():
+        return {}
+    import json
+
+    saved = json.loads(path.read_text())
+    if saved["provenance"]["parameters"].get("seeds") != list(seeds):
+        return {}
+    return {name: row["runs"] for name, row in saved["metrics"].items()}
+
+
+def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only=None, log=print,
+          reuse_baselines: bool = False) -> dict[str, Any]:
+    """Train every (selected) baseline, plain or with each variant of ``method``, for every seed;
+    return and save ``results/sweep_<method>_<size>.json`` (per-seed rows and mean ± std).
+
+    ``reuse_baselines`` (CCIM sweep): take the plain baselines' rows from an existing
+    ``sweep_baselines_<size>.json`` with the same seeds instead of training them again."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
     spec = SIZES[size]
-    baselines = _baselines(size)
+    baselines = baseline_builders(size)
     unknown = sorted(set(only or ()) - set(baselines))
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {sorted(baselines)}")
     names = [n for n in baselines if not only or n in only]
+    variants = _variants(method)
+    reused = _reusable_baseline_runs(size, seeds) if reuse_baselines and method != "baselines" else {}
     data: dict[str, experiments.DataBundle] = {}
+    dictionaries: dict[str, Any] = {}
     table: dict[str, Any] = {}
-    for name in progress(names, desc=f"sweep {size}"):
+    for name in progress(names, desc=f"sweep {method} {size}"):
         kind, build = baselines[name]
         if kind not in data:
             subject, context, image = spec["views"][kind]
@@ -79,28 +122,49 @@ def sweep_baselines(size: str = "medium", seeds=(0, 1, 2), only=None, log=print)
             data[kind] = experiments.open_data(
                 kind, seed=0, synthetic_knobs={"sizes": sizes}, subject_size=subject, context_size=context,
                 image_size=image, extra_views=("pose", "depth") if kind == "emotic" else ())
+            if method == "ccim":
+                dictionaries[kind] = experiments.dictionary_for(data[kind], DICTIONARY_SIZE)
         d = data[kind]
-        runs = []
-        for seed in seeds:
-            started = time.perf_counter()
-            run = experiments.train_and_score(lambda: build(d, spec["backbone"]), d, seed=seed, epochs=spec["epochs"],
-                                              lr=spec["lr"], batch_size=64, desc=f"{name} seed {seed}")
-            runs.append({"seed": seed, **run.scores, "gap": run.gap, "best_epoch": run.fit.best_epoch,
-                         "seconds": time.perf_counter() - started})
-            log(f"{name:9s} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.scores.items())
-                + f", gap {run.gap:.3f} ({runs[-1]['seconds']:.0f} s)")
-        table[name] = {"dataset": kind, "metric": d.metric_name, "chance": d.chance(), "runs": runs,
-                       **{key: summarise([r[key] for r in runs]) for key in ("test", "test_ood", "gap")}}
-    write_metrics(f"sweep_baselines_{size}", table, {"size": size, "seeds": list(seeds), **{
-        k: v for k, v in spec.items() if k != "views"}, "views": {k: str(v) for k, v in spec["views"].items()}})
+        rows: dict[str, Any] = {}
+        for variant, wrap in variants.items():
+            if wrap is None and name in reused:
+                runs = reused[name]
+                log(f"{name:9s} {variant}: reused from sweep_baselines_{size}.json")
+            else:
+                runs = []
+                for seed in seeds:
+                    started = time.perf_counter()
+                    make = (lambda: build(d, spec["backbone"])) if wrap is None else (
+                        lambda: wrap(build(d, spec["backbone"]), dictionaries[kind]))
+                    run = experiments.train_and_score(make, d, seed=seed, epochs=spec["epochs"], lr=spec["lr"],
+                                                      batch_size=64, desc=f"{name} {variant} seed {seed}")
+                    runs.append({"seed": seed, **run.scores, "gap": run.gap, "best_epoch": run.fit.best_epoch,
+                                 "seconds": time.perf_counter() - started})
+                    log(f"{name:9s} {variant} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.scores.items())
+                        + f", gap {run.gap:.3f} ({runs[-1]['seconds']:.0f} s)")
+            rows[variant] = {"runs": runs, **{key: summarise([r[key] for r in runs]) for key in ("test", "test_ood", "gap")}}
+        head = {"dataset": kind, "metric": d.metric_name, "chance": d.chance()}
+        table[name] = {**head, **rows["baseline"]} if method == "baselines" else {**head, "variants": rows}
+    params = {"size": size, "seeds": list(seeds), **{k: v for k, v in spec.items() if k != "views"},
+              "views": {k: str(v) for k, v in spec["views"].items()}}
+    if method == "ccim":
+        params.update(dictionary_size=DICTIONARY_SIZE, dictionaries={k: v.provenance for k, v in dictionaries.items()},
+                      baselines_reused=sorted(reused.keys() & set(names)))
+    write_metrics(f"sweep_{method}_{size}", table, params)
     return table
 
 
+def sweep_baselines(size: str = "medium", seeds=(0, 1, 2), only=None, log=print) -> dict[str, Any]:
+    """The plain baselines only (``sweep("baselines", ...)``)."""
+    return sweep("baselines", size, seeds, only, log)
+
+
 def format_table(table: dict[str, Any]) -> str:
-    """Markdown: baseline x (test, test_ood, gap) as mean ± std over seeds."""
-    lines = ["| baseline | data (metric) | test | test_ood | gap | seeds |", "|---|---|---|---|---|---|"]
+    """Markdown: (baseline, variant) x (test, test_ood, gap) as mean ± std over seeds."""
+    lines = ["| baseline | variant | data (metric) | test | test_ood | gap | seeds |", "|---|---|---|---|---|---|---|"]
     for name, row in table.items():
-        cells = [f"{row[k]['mean']:.3f} ± {row[k]['std']:.3f}" for k in ("test", "test_ood", "gap")]
-        lines.append(f"| {name} | {row['dataset']} ({row['metric']}) | " + " | ".join(cells)
-                     + f" | {row['test']['n']} |")
+        for variant, cols in row.get("variants", {"baseline": row}).items():
+            cells = [f"{cols[k]['mean']:.3f} ± {cols[k]['std']:.3f}" for k in ("test", "test_ood", "gap")]
+            lines.append(f"| {name} | {variant} | {row['dataset']} ({row['metric']}) | " + " | ".join(cells)
+                         + f" | {cols['test']['n']} |")
     return "\n".join(lines)

@@ -18,12 +18,33 @@ def test_format_table_reads_mean_and_std():
     row = {"dataset": "caer_s", "metric": "accuracy",
            **{k: {"mean": m, "std": 0.01, "n": 3} for k, m in (("test", 0.9), ("test_ood", 0.2), ("gap", 0.7))}}
     text = sweeps.format_table({"caernet": row})
-    assert "| caernet | caer_s (accuracy) | 0.900 ± 0.010 | 0.200 ± 0.010 | 0.700 ± 0.010 | 3 |" in text
+    assert "| caernet | baseline | caer_s (accuracy) | 0.900 ± 0.010 | 0.200 ± 0.010 | 0.700 ± 0.010 | 3 |" in text
+    cols = {k: {"mean": m, "std": 0.02, "n": 3} for k, m in (("test", 0.8), ("test_ood", 0.3), ("gap", 0.5))}
+    ccim = {"dataset": "caer_s", "metric": "accuracy", "variants": {"baseline": row, "ccim_additive": cols}}
+    lines = sweeps.format_table({"caernet": ccim}).splitlines()
+    assert lines[2].startswith("| caernet | baseline |")
+    assert lines[3] == "| caernet | ccim_additive | caer_s (accuracy) | 0.800 ± 0.020 | 0.300 ± 0.020 | 0.500 ± 0.020 | 3 |"
+
+
+def test_ccim_sweep_wraps_each_baseline_both_ways():
+    variants = sweeps._variants("ccim")
+    assert list(variants) == ["baseline", "ccim_dot_product", "ccim_additive"] and variants["baseline"] is None
+    assert list(sweeps._variants("baselines")) == ["baseline"]
+
+
+def test_baseline_rows_are_reused_only_for_the_same_seeds(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPROLIB_RESULTS", str(tmp_path))
+    from reprolib.results import write_metrics
+
+    write_metrics("sweep_baselines_medium", {"caernet": {"runs": [{"seed": 0, "test": 0.9}]}}, {"seeds": [0, 1, 2]})
+    assert sweeps._reusable_baseline_runs("medium", (0, 1, 2)) == {"caernet": [{"seed": 0, "test": 0.9}]}
+    assert sweeps._reusable_baseline_runs("medium", (0, 1)) == {}
+    assert sweeps._reusable_baseline_runs("smoke", (0, 1, 2)) == {}
 
 
 def test_every_baseline_has_a_home_dataset():
-    assert set(sweeps._baselines("medium")) == {"emotnet", "caernet", "gnncnn", "cdnet", "emoticon"}
-    assert {kind for kind, _ in sweeps._baselines("medium").values()} == {"caer_s", "emotic"}
+    assert set(sweeps.baseline_builders("medium")) == {"emotnet", "caernet", "gnncnn", "cdnet", "emoticon"}
+    assert {kind for kind, _ in sweeps.baseline_builders("medium").values()} == {"caer_s", "emotic"}
 
 
 def test_bad_arguments_are_refused(capsys):
@@ -31,3 +52,5 @@ def test_bad_arguments_are_refused(capsys):
     assert "unknown baseline" in capsys.readouterr().err
     with pytest.raises(ValueError, match="size must be one of"):
         sweeps.sweep_baselines("huge")
+    with pytest.raises(ValueError, match="method must be one of"):
+        sweeps.sweep("clef")

@@ -13,7 +13,11 @@ synthetic scenes, whose types differ by palette and layout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,3 +102,137 @@ def fit_context_clusters(features: np.ndarray, n_clusters: int, seed: int = 0) -
         km = KMeans(n_clusters=n_clusters, random_state=seed, n_init=10)
     km.fit(scaled)
     return ContextClusters(scaler=scaler, kmeans=km)
+
+
+# --------------------------------------------------------------------------------------------------
+# The confounder dictionary: Z (prototypes) and P (their prior), with provenance, saved without pickle.
+
+DICTIONARY_FORMAT = 1
+
+
+class Places365Features(nn.Module):
+    """A Places365 ResNet as a feature extractor: resize to ``size``, ImageNet-normalise, pool.
+
+    This is the paper's recipe (global-average-pool features of a scene classifier). The dataset views
+    are in [0, 1] with the subject already painted black, so the normalisation happens here.
+    """
+
+    def __init__(self, encoder: nn.Module, size: int = 224):
+        super().__init__()
+        self.encoder = encoder
+        self.size = size
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return self.encoder((x - self.mean) / self.std)
+
+
+def dictionary_backbone(places365_weights: str | None = None, arch: str = "resnet152",
+                        grid: int = 4) -> tuple[nn.Module, dict[str, Any]]:
+    """The context feature extractor and a description of it for the dictionary's provenance.
+
+    With a local Places365 checkpoint: that ResNet's pooled features (the paper's choice). Without
+    one (nothing is downloaded, ever): the label-free :class:`ColourLayout` descriptor. Neither has
+    seen an emotion label, which is what makes the dictionary a description of the *context* alone.
+    """
+    if places365_weights:
+        from reprolib.models.backbones import build_encoder
+
+        encoder = Places365Features(build_encoder(arch, weights=places365_weights))
+        return encoder, {"backbone": f"{arch}-places365", "layer": "global average pool",
+                         "weights": str(places365_weights)}
+    return ColourLayout(grid=grid), {"backbone": "ColourLayout", "layer": f"{grid}x{grid} cell colours + colour mean/std",
+                                     "weights": None}
+
+
+@dataclass
+class ConfounderDictionary:
+    """CCIM's confounder dictionary: ``Z`` [N, d_z] context prototypes and ``P`` [N] their prior P(z).
+
+    ``provenance`` says how it was made (backbone, layer, N, seed, sample count, data). Saved as an
+    ``.npz`` of plain arrays (the provenance as a JSON string), so loading never unpickles anything.
+    """
+
+    Z: np.ndarray
+    P: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.Z = np.asarray(self.Z, dtype=np.float32)
+        self.P = np.asarray(self.P, dtype=np.float32).reshape(-1)
+        problem = _dictionary_problem(self.Z, self.P)
+        if problem:
+            raise ValueError(f"not a confounder dictionary: {problem}")
+
+    @property
+    def size(self) -> int:
+        return int(self.Z.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.Z.shape[1])
+
+    def with_uniform_prior(self) -> "ConfounderDictionary":
+        """The same prototypes with P(z) = 1/N (the prior ablation)."""
+        return ConfounderDictionary(self.Z, np.full(self.size, 1.0 / self.size, np.float32),
+                                    {**self.provenance, "prior": "uniform"})
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (.npz) atomically; returns it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        meta = json.dumps({"format": DICTIONARY_FORMAT, **self.provenance}, sort_keys=True)
+        np.savez(tmp, Z=self.Z, P=self.P, provenance=np.array(meta))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ConfounderDictionary":
+        """Read a dictionary written by :meth:`save`; anything else is refused with the reason."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no confounder dictionary at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                missing = {"Z", "P", "provenance"} - set(npz.files)
+                if missing:
+                    raise ValueError(f"{path}: missing array(s) {sorted(missing)}")
+                Z, P, meta = npz["Z"], npz["P"], json.loads(str(npz["provenance"]))
+        except (OSError, ValueError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not a confounder dictionary written by reprolib ({err})") from err
+        if meta.pop("format", None) != DICTIONARY_FORMAT:
+            raise ValueError(f"{path}: dictionary format is not {DICTIONARY_FORMAT}")
+        problem = _dictionary_problem(Z, P.reshape(-1) if P.ndim else P)
+        if problem:
+            raise ValueError(f"{path}: {problem}")
+        return cls(Z, P, meta)
+
+
+def _dictionary_problem(Z: np.ndarray, P: np.ndarray) -> str | None:
+    """Why (Z, P) is not a usable dictionary, or None."""
+    if Z.ndim != 2 or Z.shape[0] < 1:
+        return f"Z must be [N, d_z], got shape {Z.shape}"
+    if P.shape != (Z.shape[0],):
+        return f"P must hold one share per prototype ({Z.shape[0]}), got shape {P.shape}"
+    if not (np.isfinite(Z).all() and np.isfinite(P).all()):
+        return "Z or P holds NaN or infinite values"
+    if (P < 0).any() or abs(float(P.sum()) - 1.0) > 1e-4:
+        return f"P must be non-negative and sum to 1 (sums to {float(P.sum()):.6f})"
+    return None
+
+
+def build_dictionary(features: np.ndarray, n: int, *, seed: int = 0,
+                     provenance: dict[str, Any] | None = None) -> tuple[ConfounderDictionary, ContextClusters]:
+    """k-means on the *training* context features: Z = centroids, P = each cluster's share.
+
+    Returns the dictionary and the fitted clusters (to assign other splits for analysis).
+    """
+    clusters = fit_context_clusters(features, n, seed=seed)
+    dictionary = ConfounderDictionary(clusters.centroids(), clusters.prior(features), {
+        **(provenance or {}), "n": int(n), "seed": int(seed), "samples": int(len(features)),
+        "feature_dim": int(features.shape[1]), "prior": "cluster shares",
+        "kmeans": type(clusters.kmeans).__name__})
+    return dictionary, clusters

@@ -1,0 +1,59 @@
+"""Dictionary analysis helpers and the load-or-build path notebooks 02 and 08 share."""
+
+import numpy as np
+import pytest
+
+from reprolib import analysis, experiments
+
+
+def test_label_distribution_per_group_single_and_multi_label():
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    groups = np.array([0, 0, 0, 1, 1, 2])
+    table = analysis.label_distribution_per_group(labels, groups, 4, 3)
+    assert np.allclose(table[0], [2 / 3, 1 / 3, 0]) and np.allclose(table[1], [0, 0, 1])
+    assert np.allclose(table[3], 0)  # an empty group stays empty
+    multi = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]])
+    table = analysis.label_distribution_per_group(multi, np.array([0, 0, 1]), 2, 3)
+    assert np.allclose(table[0], [2 / 3, 1 / 3, 0]) and np.allclose(table[1], [0, 0, 1])
+
+
+def test_label_dependence_is_zero_when_independent_and_large_when_determined():
+    labels = np.tile([0, 1, 2], 10)
+    assert analysis.label_dependence(labels, np.repeat([0, 1], 15)[np.argsort(np.tile([0, 1], 15))], 2, 3) < 0.1
+    assert analysis.label_dependence(labels, labels, 3, 3) == pytest.approx(2 / 3)
+    same = np.zeros(30, dtype=int)
+    assert analysis.label_dependence(labels, same, 1, 3) == pytest.approx(0.0)
+
+
+def test_cluster_purity_ignores_splitting_but_not_mixing():
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    assert analysis.cluster_purity(np.array([0, 0, 1, 1, 2, 2, 3, 3]), truth) == 1.0
+    assert analysis.cluster_purity(np.array([0, 0, 0, 0, 0, 0, 0, 0]), truth) == 0.5
+
+
+@pytest.fixture()
+def tiny_caer(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPROLIB_DATA", str(tmp_path))
+    return experiments.open_data("caer_s", synthetic_knobs={
+        "sizes": {"train": 70, "val": 14, "test": 14, "test_ood": 14}, "image_size": 32},
+        subject_size=16, context_size=24, image_size=24)
+
+
+def test_dictionary_for_builds_once_then_loads(tiny_caer, tmp_path):
+    first = experiments.dictionary_for(tiny_caer, 4)
+    path = experiments.dictionary_path(tiny_caer, 4)
+    assert path.exists() and path.parent == tmp_path / "dictionaries"
+    assert first.size == 4 and abs(first.P.sum() - 1) < 1e-6
+    assert first.provenance["split"] == "train" and first.provenance["samples"] == 70
+    assert first.provenance["backbone"] == "ColourLayout" and first.provenance["dataset"] == "caer_s"
+    mtime = path.stat().st_mtime_ns
+    again = experiments.dictionary_for(tiny_caer, 4)
+    assert path.stat().st_mtime_ns == mtime and np.array_equal(again.Z, first.Z)
+    assert experiments.dictionary_path(tiny_caer, 8) != path
+
+
+def test_true_scenes_come_from_the_sidecar_for_synthetic_data_only(tiny_caer):
+    scenes = experiments.true_scenes(tiny_caer, "train")
+    assert scenes.shape == (70,) and scenes.min() >= 0
+    real = experiments.DataBundle("caer_s", tiny_caer.root, tiny_caer.splits, tiny_caer.class_names, False, False)
+    assert experiments.true_scenes(real, "train") is None
