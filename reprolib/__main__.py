@@ -134,10 +134,11 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
         description="Multi-seed runs of the five baselines on their home datasets, with the notebooks' "
         "code path; prints a mean ± std table.",
     )
-    p.add_argument("--method", choices=("baselines", "ccim"), default="baselines",
-                   help="baselines: the plain models; ccim: each baseline without and with CCIM (both strategies)")
+    p.add_argument("--method", choices=("baselines", "ccim", "clef"), default="baselines",
+                   help="baselines: the plain models; ccim: each baseline without and with CCIM (both "
+                   "strategies); clef: each baseline without and with CLEF")
     p.add_argument("--reuse-baselines", action="store_true",
-                   help="ccim: take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
+                   help="ccim/clef: take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five)")

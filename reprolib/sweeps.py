@@ -5,7 +5,8 @@
 (:func:`reprolib.experiments.train_and_score`) and writes ``results/sweep_baselines_<size>.json``
 with per-seed scores and mean ± std of test, test_ood and the gap. ``--method ccim`` does the same
 for each baseline without and with CCIM (both strategies, notebook 02's dictionary) and writes
-``results/sweep_ccim_<size>.json``.
+``results/sweep_ccim_<size>.json``; ``--method clef`` the same with and without CLEF
+(``results/sweep_clef_<size>.json``).
 
 Sizes: ``smoke`` is the notebooks' default; ``medium`` doubles the synthetic data and trains 15
 epochs (CPU, minutes per run); ``full`` uses ResNet-18 encoders, larger views and more data (GPU).
@@ -61,19 +62,26 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
 
 
-METHODS = ("baselines", "ccim")
+METHODS = ("baselines", "ccim", "clef")
 DICTIONARY_SIZE = 16  # prototypes in the CCIM sweep's dictionaries (notebook 02's main N at smoke size)
 
 
 def _variants(method: str) -> dict[str, Callable | None]:
-    """variant -> how to wrap a built baseline given its dataset's dictionary (None: leave it as is)."""
+    """variant -> wrap(model, data, dictionary, backbone) around a freshly built baseline (None: the
+    plain baseline). ``dictionary`` is the dataset's confounder dictionary (CCIM only, else None)."""
     if method == "baselines":
         return {"baseline": None}
+    if method == "clef":
+        from reprolib.causal.clef import CLEF, context_branch
+
+        return {"baseline": None,
+                "clef": lambda model, d, dictionary, backbone: CLEF(
+                    model, context_branch(d.num_classes, backbone), d.num_classes, multilabel=d.multilabel)}
     from reprolib.causal.ccim import with_ccim
 
     return {"baseline": None,
-            "ccim_dot_product": lambda model, dictionary: with_ccim(model, dictionary, "dot_product"),
-            "ccim_additive": lambda model, dictionary: with_ccim(model, dictionary, "additive")}
+            "ccim_dot_product": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "dot_product"),
+            "ccim_additive": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "additive")}
 
 
 def _reusable_baseline_runs(size: str, seeds) -> dict[str, list[dict]]:
@@ -97,7 +105,7 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
     """Train every (selected) baseline, plain or with each variant of ``method``, for every seed;
     return and save ``results/sweep_<method>_<size>.json`` (per-seed rows and mean ± std).
 
-    ``reuse_baselines`` (CCIM sweep): take the plain baselines' rows from an existing
+    ``reuse_baselines`` (CCIM and CLEF sweeps): take the plain baselines' rows from an existing
     ``sweep_baselines_<size>.json`` with the same seeds instead of training them again."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -135,7 +143,7 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
                 for seed in seeds:
                     started = time.perf_counter()
                     make = (lambda: build(d, spec["backbone"])) if wrap is None else (
-                        lambda: wrap(build(d, spec["backbone"]), dictionaries[kind]))
+                        lambda: wrap(build(d, spec["backbone"]), d, dictionaries.get(kind), spec["backbone"]))
                     run = experiments.train_and_score(make, d, seed=seed, epochs=spec["epochs"], lr=spec["lr"],
                                                       batch_size=64, desc=f"{name} {variant} seed {seed}")
                     runs.append({"seed": seed, **run.scores, "gap": run.gap, "best_epoch": run.fit.best_epoch,

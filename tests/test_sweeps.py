@@ -30,6 +30,30 @@ def test_ccim_sweep_wraps_each_baseline_both_ways():
     variants = sweeps._variants("ccim")
     assert list(variants) == ["baseline", "ccim_dot_product", "ccim_additive"] and variants["baseline"] is None
     assert list(sweeps._variants("baselines")) == ["baseline"]
+    assert list(sweeps._variants("clef")) == ["baseline", "clef"]
+
+
+def test_every_wrapping_variant_builds_on_every_baseline():
+    import numpy as np
+    import torch
+
+    from reprolib.causal.ccim import CCIM
+    from reprolib.causal.clef import CLEF
+    from reprolib.causal.dictionary import ConfounderDictionary
+    from reprolib.experiments import DataBundle
+
+    dictionary = ConfounderDictionary(np.random.default_rng(0).random((4, 6)), np.full(4, 0.25))
+    for name, (kind, build) in sweeps.baseline_builders("smoke").items():
+        d = DataBundle(kind, None, {}, ("a", "b", "c"), kind == "emotic", True)
+        for method in ("ccim", "clef"):
+            for variant, wrap in sweeps._variants(method).items():
+                if wrap is None:
+                    continue
+                model = wrap(build(d, "small"), d, dictionary, "small")
+                if method == "ccim":
+                    assert isinstance(model.classifier, CCIM), (name, variant)
+                else:
+                    assert isinstance(model, CLEF) and model.y_e_star.shape == (3,), (name, variant)
 
 
 def test_baseline_rows_are_reused_only_for_the_same_seeds(tmp_path, monkeypatch):
@@ -53,4 +77,4 @@ def test_bad_arguments_are_refused(capsys):
     with pytest.raises(ValueError, match="size must be one of"):
         sweeps.sweep_baselines("huge")
     with pytest.raises(ValueError, match="method must be one of"):
-        sweeps.sweep("clef")
+        sweeps.sweep("dropout")
