@@ -136,7 +136,7 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--method", choices=("baselines", "ccim", "clef"), default="baselines",
                    help="baselines: the plain models; ccim: each baseline without and with CCIM (both "
-                   "strategies); clef: each baseline without and with CLEF")
+                   "strategies); clef: each baseline without and with CLEF (and a default-loss control)")
     p.add_argument("--reuse-baselines", action="store_true",
                    help="ccim/clef: take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")

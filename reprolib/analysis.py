@@ -57,3 +57,25 @@ def cluster_purity(clusters: np.ndarray, truth: np.ndarray) -> float:
     clusters, truth = np.asarray(clusters, dtype=int), np.asarray(truth, dtype=int)
     table = contingency(clusters, truth, clusters.max() + 1, truth.max() + 1)
     return float(table.max(axis=1).sum() / len(clusters))
+
+
+def shortcut_rate(predictions: np.ndarray, labels: np.ndarray, suggested: np.ndarray) -> float:
+    """How often a model answers what the context suggests when the context is wrong: the share of
+    samples with ``suggested != label`` whose prediction is ``suggested``. 0 = the shortcut is unused;
+    1/K or so = it is used no more than a wrong class at random; near 1 = the model reads the context."""
+    predictions, labels, suggested = (np.asarray(a, dtype=int) for a in (predictions, labels, suggested))
+    misleading = suggested != labels
+    if not misleading.any():
+        raise ValueError("no sample where the context suggests a wrong class: the shortcut rate is undefined")
+    return float((predictions[misleading] == suggested[misleading]).mean())
+
+
+def accuracy_with_and_without_cue(predictions: np.ndarray, labels: np.ndarray, cue: np.ndarray) -> dict[str, float]:
+    """Accuracy on the samples where a helpful cue is present (``cue`` True) and where it is not, and
+    the difference: how much a model profits from the cue (a model blind to it gains about 0)."""
+    predictions, labels, cue = np.asarray(predictions, dtype=int), np.asarray(labels, dtype=int), np.asarray(cue, bool)
+    if cue.all() or not cue.any():
+        raise ValueError("the cue must be present in some samples and absent in others")
+    correct = predictions == labels
+    with_cue, without = float(correct[cue].mean()), float(correct[~cue].mean())
+    return {"with_cue": with_cue, "without_cue": without, "gain": with_cue - without}

@@ -90,6 +90,24 @@ def default_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits, target)
 
 
+class WithDefaultLoss(nn.Module):
+    """``model`` trained with :func:`default_loss` on its logits instead of its own ``training_loss``.
+
+    The control for wrappers that replace a baseline's published loss (CLEF trains the fused scores
+    with cross-entropy / BCE): comparing the wrapper with this, and not only with the baseline as
+    published, separates the wrapper's effect from the change of loss.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.target_key = getattr(model, "target_key", "label")
+        self.views = tuple(getattr(model, "views", ()))
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.model(batch)
+
+
 @dataclass(frozen=True)
 class _Accel:
     """How to run on this device: autocast dtype (None = off), gradient scaling, memory layout."""
@@ -124,18 +142,26 @@ def _loader(data: Dataset, batch_size: int, shuffle: bool, device: torch.device,
 @torch.no_grad()
 def predict(model: nn.Module, data: Dataset, *, target_key: str = "label", batch_size: int = 256,
             device: torch.device | str | None = None, num_workers: int | None = None, amp: bool | None = None,
-            desc: str = "predict") -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and targets for a whole dataset, in dataset order, as float32 CPU tensors."""
+            desc: str = "predict", forward: Callable[[dict], Any] | None = None) -> tuple[Any, torch.Tensor]:
+    """Logits and targets for a whole dataset, in dataset order, as float32 CPU tensors.
+
+    ``forward(batch)`` replaces ``model(batch)`` when other outputs are wanted; it may return a tensor
+    or a dict of tensors (e.g. :meth:`reprolib.causal.clef.CLEF.outputs`), and a dict comes back
+    with each entry concatenated over the dataset.
+    """
     device = torch.device(device) if device else next(model.parameters()).device
     accel = _Accel.for_device(device, amp)
+    forward = forward or model
     model.eval()
-    logits, targets = [], []
+    outputs, targets = [], []
     for batch in progress(_loader(data, batch_size, False, device, num_workers), desc=desc, leave=False):
         with accel.autocast():
-            out = model(to_device(batch, device, accel.channels_last))
-        logits.append(out.float().cpu())
+            out = forward(to_device(batch, device, accel.channels_last))
+        outputs.append({k: v.float().cpu() for k, v in out.items()} if isinstance(out, dict) else out.float().cpu())
         targets.append(batch[target_key])
-    return torch.cat(logits), torch.cat(targets)
+    if outputs and isinstance(outputs[0], dict):
+        return {k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}, torch.cat(targets)
+    return torch.cat(outputs), torch.cat(targets)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

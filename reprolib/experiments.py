@@ -129,16 +129,24 @@ def train_and_score(build: Callable[[], nn.Module], data: DataBundle, *, seed: i
     return run
 
 
-def true_scenes(data: DataBundle, split: str) -> np.ndarray | None:
-    """The scene id of every sample of ``split`` from the synthetic sidecar (None for real data, which
-    records no scene). For measuring how well context clusters recover the confounder; never for training."""
+def truth_records(data: DataBundle, split: str) -> list[dict] | None:
+    """The synthetic sidecar's record of every sample of ``split``, in dataset order (None for real
+    data). CAER-S-style: ``scene``, ``shown`` (drawn expression), ``bystanders`` (their emotions);
+    EMOTIC-style: ``scene``, ``primary``, ``shown``, ``image``, ``person``. Analysis only, never training."""
     if not data.synthetic:
         return None
     truth = synthetic.load_truth(data.root)["splits"][split]
     records = records_of(data.splits[split])
     if data.multilabel:  # EMOTIC-style: sidecar rows are aligned with the CSV's Index column
-        return np.array([truth["rows"][r.meta["index"]]["scene"] for r in records])
-    return np.array([truth["samples"][str(r.path.relative_to(data.root))]["scene"] for r in records])
+        return [truth["rows"][r.meta["index"]] for r in records]
+    return [truth["samples"][str(r.path.relative_to(data.root))] for r in records]
+
+
+def true_scenes(data: DataBundle, split: str) -> np.ndarray | None:
+    """The scene id of every sample of ``split`` from the synthetic sidecar (None for real data, which
+    records no scene). For measuring how well context clusters recover the confounder; never for training."""
+    records = truth_records(data, split)
+    return None if records is None else np.array([r["scene"] for r in records])
 
 
 def dictionary_path(data: DataBundle, n: int, *, seed: int = 0, backbone: str = "ColourLayout") -> Path:

@@ -80,9 +80,7 @@ def learning_curves(histories: dict[str, list[dict]]):
     return fig
 
 
-def per_class_bars(values: dict[str, np.ndarray], class_names, ylabel: str = "AP"):
-    """One bar group per class, one bar per split (e.g. AP on test and test_ood)."""
-    fig, ax = plt.subplots(figsize=(min(10, max(6, 0.2 * len(class_names) * len(values))), 3.2))
+def _class_bars(ax, values: dict[str, np.ndarray], class_names, ylabel: str) -> None:
     width = 0.8 / len(values)
     x = np.arange(len(class_names))
     for i, (name, vals) in enumerate(values.items()):
@@ -90,6 +88,24 @@ def per_class_bars(values: dict[str, np.ndarray], class_names, ylabel: str = "AP
     ax.set_xticks(x, class_names, rotation=75, fontsize=7)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+
+
+def per_class_bars(values: dict[str, np.ndarray], class_names, ylabel: str = "AP"):
+    """One bar group per class, one bar per split (e.g. AP on test and test_ood)."""
+    fig, ax = plt.subplots(figsize=(min(10, max(6, 0.2 * len(class_names) * len(values))), 3.2))
+    _class_bars(ax, values, class_names, ylabel)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_panels(panels: dict[str, dict[str, np.ndarray]], class_names, ylabel: str):
+    """Side-by-side :func:`per_class_bars` panels with a shared y axis, one per title (e.g. one
+    group of images each), so that the same quantities can be compared across the groups."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(12, 4.2 * len(panels)), 3.2), sharey=True, squeeze=False)
+    for ax, (title, values) in zip(axes[0], panels.items()):
+        _class_bars(ax, values, class_names, ylabel if ax is axes[0][0] else "")
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -6,7 +6,8 @@
 with per-seed scores and mean ± std of test, test_ood and the gap. ``--method ccim`` does the same
 for each baseline without and with CCIM (both strategies, notebook 02's dictionary) and writes
 ``results/sweep_ccim_<size>.json``; ``--method clef`` the same with and without CLEF
-(``results/sweep_clef_<size>.json``).
+(``results/sweep_clef_<size>.json``), plus, for the baselines with a published loss of their own
+(EMOT-Net, EmotiCon), the baseline trained on CLEF's task loss (cross-entropy / BCE) as a control.
 
 Sizes: ``smoke`` is the notebooks' default; ``medium`` doubles the synthetic data and trains 15
 epochs (CPU, minutes per run); ``full`` uses ResNet-18 encoders, larger views and more data (GPU).
@@ -63,6 +64,7 @@ def summarise(values: list[float]) -> dict[str, float]:
 
 
 METHODS = ("baselines", "ccim", "clef")
+OWN_LOSS_CONTROL = "baseline_default_loss"  # CLEF sweep: the baseline on CE/BCE, for baselines with a loss of their own
 DICTIONARY_SIZE = 16  # prototypes in the CCIM sweep's dictionaries (notebook 02's main N at smoke size)
 
 
@@ -74,7 +76,10 @@ def _variants(method: str) -> dict[str, Callable | None]:
     if method == "clef":
         from reprolib.causal.clef import CLEF, context_branch
 
+        from reprolib.engine import WithDefaultLoss
+
         return {"baseline": None,
+                OWN_LOSS_CONTROL: lambda model, d, dictionary, backbone: WithDefaultLoss(model),
                 "clef": lambda model, d, dictionary, backbone: CLEF(
                     model, context_branch(d.num_classes, backbone), d.num_classes, multilabel=d.multilabel)}
     from reprolib.causal.ccim import with_ccim
@@ -134,7 +139,10 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
                 dictionaries[kind] = experiments.dictionary_for(data[kind], DICTIONARY_SIZE)
         d = data[kind]
         rows: dict[str, Any] = {}
+        own_loss = hasattr(build(d, spec["backbone"]), "training_loss")
         for variant, wrap in variants.items():
+            if variant == OWN_LOSS_CONTROL and not own_loss:
+                continue  # the baseline already trains on the default loss: this row would repeat it
             if wrap is None and name in reused:
                 runs = reused[name]
                 log(f"{name:9s} {variant}: reused from sweep_baselines_{size}.json")

@@ -57,3 +57,14 @@ def test_true_scenes_come_from_the_sidecar_for_synthetic_data_only(tiny_caer):
     assert scenes.shape == (70,) and scenes.min() >= 0
     real = experiments.DataBundle("caer_s", tiny_caer.root, tiny_caer.splits, tiny_caer.class_names, False, False)
     assert experiments.true_scenes(real, "train") is None
+
+
+def test_truth_records_follow_dataset_order_and_know_the_shortcut(tiny_caer):
+    from reprolib.data.synthetic import favoured_emotion
+
+    records = experiments.truth_records(tiny_caer, "train")
+    assert len(records) == 70 and {"scene", "shown", "bystanders"} <= set(records[0])
+    assert np.array_equal([r["scene"] for r in records], experiments.true_scenes(tiny_caer, "train"))
+    labels = tiny_caer.targets("train").numpy()
+    suggested = np.array([favoured_emotion(r["scene"], tiny_caer.num_classes) for r in records])
+    assert (suggested == labels).mean() > 0.5  # the training bias (0.9 of scenes favour the label)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from reprolib.engine import CHECKPOINT_NAME, NonFiniteLossError, fit, predict
+from reprolib.engine import CHECKPOINT_NAME, NonFiniteLossError, WithDefaultLoss, fit, predict
 from reprolib.metrics import accuracy
 from reprolib.seed import seed_everything
 
@@ -130,3 +130,31 @@ def test_multilabel_targets_train_with_bce_and_score_with_map():
     seed_everything(0)
     res = fit(Linear(), MultiBlobs(64, 0), MultiBlobs(32, 1), epochs=2, target_key="labels", lr=1e-2)
     assert 0.5 < res.best_val <= 1.0
+
+
+def test_with_default_loss_trains_the_same_logits_on_the_default_loss():
+    class OwnLoss(Linear):
+        target_key, views = "label", ("context",)
+
+        def training_loss(self, batch):
+            raise AssertionError("the control must not train with the model's own loss")
+
+    model = OwnLoss()
+    control = WithDefaultLoss(model)
+    data = Blobs(8, 0)
+    batch = {"context": data.x, "label": data.label}
+    assert torch.equal(control(batch), model(batch))
+    assert not hasattr(control, "training_loss") and control.views == ("context",)
+    seed_everything(0)
+    res = fit(control, Blobs(64, 0), Blobs(32, 1), epochs=2, lr=1e-2)
+    assert res.best_val > 0.75
+
+
+def test_predict_collects_dict_outputs_in_dataset_order():
+    model, data = Linear(), Blobs(40, 0)
+    logits, targets = predict(model, data, batch_size=16)
+    outs, same_targets = predict(model, data, batch_size=16,
+                                 forward=lambda batch: {"logits": model(batch), "double": 2 * model(batch)})
+    assert set(outs) == {"logits", "double"} and outs["logits"].shape == (40, 2)
+    assert torch.allclose(outs["logits"], logits) and torch.allclose(outs["double"], 2 * logits)
+    assert torch.equal(same_targets, targets)

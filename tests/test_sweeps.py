@@ -30,7 +30,7 @@ def test_ccim_sweep_wraps_each_baseline_both_ways():
     variants = sweeps._variants("ccim")
     assert list(variants) == ["baseline", "ccim_dot_product", "ccim_additive"] and variants["baseline"] is None
     assert list(sweeps._variants("baselines")) == ["baseline"]
-    assert list(sweeps._variants("clef")) == ["baseline", "clef"]
+    assert list(sweeps._variants("clef")) == ["baseline", sweeps.OWN_LOSS_CONTROL, "clef"]
 
 
 def test_every_wrapping_variant_builds_on_every_baseline():
@@ -40,6 +40,7 @@ def test_every_wrapping_variant_builds_on_every_baseline():
     from reprolib.causal.ccim import CCIM
     from reprolib.causal.clef import CLEF
     from reprolib.causal.dictionary import ConfounderDictionary
+    from reprolib.engine import WithDefaultLoss
     from reprolib.experiments import DataBundle
 
     dictionary = ConfounderDictionary(np.random.default_rng(0).random((4, 6)), np.full(4, 0.25))
@@ -52,6 +53,8 @@ def test_every_wrapping_variant_builds_on_every_baseline():
                 model = wrap(build(d, "small"), d, dictionary, "small")
                 if method == "ccim":
                     assert isinstance(model.classifier, CCIM), (name, variant)
+                elif variant == sweeps.OWN_LOSS_CONTROL:
+                    assert isinstance(model, WithDefaultLoss) and not hasattr(model, "training_loss")
                 else:
                     assert isinstance(model, CLEF) and model.y_e_star.shape == (3,), (name, variant)
 
