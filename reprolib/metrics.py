@@ -1,4 +1,4 @@
-"""Evaluation metrics: top-1 accuracy (CAER-S), per-class AP and mAP (EMOTIC, GroupWalk), confusion matrices.
+"""Evaluation metrics: top-1 accuracy (CAER-S), per-class AP and mAP (EMOTIC, GroupWalk), confusion matrices, and the multimodal ones (IEMOCAP per-emotion accuracy and F1; MOSEI acc7, acc2, F1, MAE, correlation).
 
 Every function accepts torch tensors (any device, with or without grad) or numpy arrays / nested lists,
 and returns plain Python floats or numpy arrays, so results go straight into a metrics JSON.
@@ -29,11 +29,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import accuracy_score as _sk_accuracy
 from sklearn.metrics import average_precision_score
 from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
+from sklearn.metrics import f1_score as _sk_f1
+
+from reprolib.data.mult import IEMOCAP_EMOTIONS  # the loader owns the format facts
 
 __all__ = ["accuracy", "average_precision", "mean_average_precision", "confusion_matrix",
-           "per_class_accuracy"]
+           "per_class_accuracy", "iemocap_predictions", "iemocap_metrics", "mosei_metrics"]
 
 
 def _as_numpy(x: Any, name: str) -> np.ndarray:
@@ -187,4 +191,158 @@ def per_class_accuracy(cm: Any) -> np.ndarray:
     out = np.full(m.shape[0], np.nan, dtype=np.float64)
     has = totals > 0
     out[has] = np.diag(m)[has] / totals[has]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Multimodal emotion recognition: IEMOCAP (four binary emotions) and CMU-MOSEI (sentiment regression),
+# with the semantics of the MulT / CausalMER evaluation code (notes: reference/causalmer.md section 6).
+# ---------------------------------------------------------------------------------------------------
+
+
+def _finite_numbers(a: np.ndarray, name: str) -> np.ndarray:
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise ValueError(f"{name}: expected numbers, got dtype {a.dtype}")
+    a = a.astype(np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: {int(np.sum(~np.isfinite(a)))} non-finite value(s) (NaN or inf)")
+    return a
+
+
+def iemocap_predictions(scores: Any, threshold: float = 0.0) -> np.ndarray:
+    """Per-emotion presence predictions ``[N, 4]`` (int64, 1 = present) from a model's IEMOCAP output.
+
+    Accepted layouts:
+
+    * ``[N, 4, 2]`` or ``[N, 8]`` (MulT's output, viewed as ``[N, 4, 2]`` like its ``view(-1, 4, 2)``):
+      per emotion two scores (absent, present); the prediction is the arg-max of the pair, so a tie
+      goes to "absent" (index 0), as ``argmax`` does in the reference code;
+    * ``[N, 4]``: one score per emotion, present iff ``score > threshold``. The default threshold 0
+      suits logits and hard 0/1 predictions; pass ``threshold=0.5`` for sigmoid probabilities.
+    """
+    s = _finite_numbers(_as_numpy(scores, "scores"), "scores")
+    if s.ndim == 2 and s.shape[1] == 8:
+        s = s.reshape(-1, 4, 2)
+    if s.ndim == 3 and s.shape[1:] == (4, 2):
+        return s.argmax(axis=-1).astype(np.int64)
+    if s.ndim == 2 and s.shape[1] == 4:
+        return (s > threshold).astype(np.int64)
+    raise ValueError(f"scores: expected IEMOCAP scores [N, 4, 2], [N, 8] or [N, 4], got shape {_shape(s)}")
+
+
+def _iemocap_truths(truths: Any) -> np.ndarray:
+    t = _finite_numbers(_as_numpy(truths, "truths"), "truths")
+    if t.ndim == 3 and t.shape[1:] == (4, 2):  # the file's one-hot (absent, present) pairs
+        return t.argmax(axis=-1).astype(np.int64)
+    if t.ndim != 2 or t.shape[1] != 4:
+        raise ValueError(f"truths: expected presence [N, 4] (0/1) or one-hot pairs [N, 4, 2], got shape {_shape(t)}")
+    bad = ~np.isin(t, (0, 1))
+    if np.any(bad):
+        raise ValueError(f"truths: expected 0/1 presence values, found {sorted(set(np.unique(t[bad]).tolist()))[:5]}")
+    return t.astype(np.int64)
+
+
+def iemocap_metrics(scores: Any, truths: Any, *, threshold: float = 0.0) -> dict[str, float]:
+    """IEMOCAP accuracy and weighted F1 per emotion, and their means (MulT's ``eval_iemocap``).
+
+    ``scores``: see :func:`iemocap_predictions` (``[N, 4, 2]``, ``[N, 8]`` or ``[N, 4]``);
+    ``truths``: presence ``[N, 4]`` in {0, 1} (the loader's multi-hot ``labels``) or the file's one-hot
+    ``[N, 4, 2]``. Each emotion (Neutral, Happy, Sad, Angry) is a binary task scored on its own:
+    ``acc_<emotion>`` = scikit-learn ``accuracy_score`` and ``f1_<emotion>`` = ``f1_score(truth,
+    prediction, average="weighted")`` (the F1 of "present" and of "absent", weighted by their true
+    support; a class never predicted contributes F1 0, without a warning). ``mean_acc`` is
+    CausalMER's "average accuracy" (its headline IEMOCAP number) and ``mean_f1`` the mean F1.
+    Keys are lower case, e.g. ``acc_happy``. An empty input is an error.
+    """
+    pred = iemocap_predictions(scores, threshold)
+    true = _iemocap_truths(truths)
+    if pred.shape != true.shape:
+        raise ValueError(f"iemocap_metrics: predictions for {pred.shape[0]} samples but truths for {true.shape[0]}")
+    if len(true) == 0:
+        raise ValueError("iemocap_metrics: no samples (accuracy of an empty set is undefined)")
+    out: dict[str, float] = {}
+    accs, f1s = [], []
+    for e, emotion in enumerate(IEMOCAP_EMOTIONS):
+        acc = float(_sk_accuracy(true[:, e], pred[:, e]))
+        f1 = float(_sk_f1(true[:, e], pred[:, e], average="weighted", zero_division=0))
+        out[f"acc_{emotion.lower()}"] = acc
+        out[f"f1_{emotion.lower()}"] = f1
+        accs.append(acc)
+        f1s.append(f1)
+    out["mean_acc"] = float(np.mean(accs))
+    out["mean_f1"] = float(np.mean(f1s))
+    return out
+
+
+def _sentiment_values(a: np.ndarray, name: str) -> np.ndarray:
+    if (a.ndim == 3 and a.shape[1:] == (1, 1)) or (a.ndim == 2 and a.shape[1] == 1):
+        a = a.reshape(-1)
+    if a.ndim != 1:
+        raise ValueError(f"{name}: expected sentiment values [N], [N, 1] or [N, 1, 1], got shape {_shape(a)}")
+    return _finite_numbers(a, name)
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation; NaN (without a warning) when either side is constant."""
+    da, db = a - a.mean(), b - b.mean()
+    denom = np.sqrt(np.sum(da * da) * np.sum(db * db))
+    return float(np.sum(da * db) / denom) if denom > 0 else float("nan")
+
+
+def mosei_metrics(preds: Any, truths: Any) -> dict[str, float | int]:
+    """CMU-MOSEI / MOSI sentiment metrics with the MulT and CausalMER conventions side by side.
+
+    ``preds``: regression outputs ``[N]``, ``[N, 1]`` or ``[N, 1, 1]``, or 7-class scores ``[N, 7]``
+    (CausalMER's ``cls`` task: the prediction is ``argmax - 3``, a sentiment in -3..3);
+    ``truths``: sentiment ``[N]`` / ``[N, 1]`` / ``[N, 1, 1]`` in [-3, 3]. With p the predictions and
+    y the truths, nz = {i: y_i != 0}:
+
+    * ``acc7`` = mean(round(clip(p, -3, 3)) == round(clip(y, -3, 3))) with numpy rounding (half to
+      even), as MulT; CausalMER's "average accuracy" on MOSEI. ``acc5``: the same with clip +-2;
+    * ``acc2_nonneg``: accuracy of (p >= 0) against (y >= 0) on all samples (negative vs
+      non-negative, the pre-2019 convention, CausalMER's ``acc2``);
+    * ``acc2_nonzero``: accuracy of (p > 0) against (y > 0) on nz only (negative vs positive, zeros
+      excluded, MulT's reported Acc2, CausalMER's ``acc2_nonzero``); for 7-class scores the positive
+      decision is p >= 0 (argmax >= 3), as CausalMER codes it;
+    * ``f1_nonneg`` / ``f1_nonzero``: weighted F1 on the same two binary problems, with the truth as
+      scikit-learn's ``y_true`` (MulT's code passes the predictions as ``y_true``; weighted F1 is not
+      symmetric, so its numbers can differ slightly). ``f1_binary_nonneg`` / ``f1_binary_nonzero``:
+      the plain binary F1 of the positive class, as CausalMER reports it;
+    * ``mae`` = mean |p - y| and ``corr`` = Pearson correlation, over all samples (NaN when either
+      side is constant);
+    * ``n`` and ``n_nonzero``: sample counts (ints). The non-zero metrics are NaN when every truth is 0.
+    """
+    raw = _as_numpy(preds, "preds")
+    cls = raw.ndim == 2 and raw.shape[1] == 7
+    p = (_finite_numbers(raw, "preds").argmax(axis=1) - 3).astype(np.float64) if cls else _sentiment_values(raw, "preds")
+    y = _sentiment_values(_as_numpy(truths, "truths"), "truths")
+    if len(p) != len(y):
+        raise ValueError(f"mosei_metrics: {len(p)} predictions but {len(y)} truths")
+    if len(y) == 0:
+        raise ValueError("mosei_metrics: no samples (accuracy of an empty set is undefined)")
+
+    def rounded(a: np.ndarray, bound: float) -> np.ndarray:
+        return np.round(np.clip(a, -bound, bound))
+
+    out: dict[str, float | int] = {
+        "acc7": float(np.mean(rounded(p, 3) == rounded(y, 3))),
+        "acc5": float(np.mean(rounded(p, 2) == rounded(y, 2))),
+    }
+    pos_p, pos_y = p >= 0, y >= 0
+    out["acc2_nonneg"] = float(_sk_accuracy(pos_y, pos_p))
+    out["f1_nonneg"] = float(_sk_f1(pos_y, pos_p, average="weighted", zero_division=0))
+    out["f1_binary_nonneg"] = float(_sk_f1(pos_y, pos_p, average="binary", zero_division=0))
+    nz = y != 0
+    if np.any(nz):
+        pos_p = (p[nz] >= 0) if cls else (p[nz] > 0)
+        pos_y = y[nz] > 0
+        out["acc2_nonzero"] = float(_sk_accuracy(pos_y, pos_p))
+        out["f1_nonzero"] = float(_sk_f1(pos_y, pos_p, average="weighted", zero_division=0))
+        out["f1_binary_nonzero"] = float(_sk_f1(pos_y, pos_p, average="binary", zero_division=0))
+    else:
+        out["acc2_nonzero"] = out["f1_nonzero"] = out["f1_binary_nonzero"] = float("nan")
+    out["mae"] = float(np.mean(np.abs(p - y)))
+    out["corr"] = _pearson(p, y)
+    out["n"] = int(len(y))
+    out["n_nonzero"] = int(np.sum(nz))
     return out

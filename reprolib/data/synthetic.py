@@ -557,3 +557,313 @@ def make_emotic(root: str | os.PathLike, seed: int = 0, **knobs: Any) -> Path:
         return truth
 
     return build_cached(root, "emotic", seed, k, write)
+
+
+# ---------------------------------------------------------------------------------------------------
+# MulT-style IEMOCAP / CMU-MOSEI pickles: an emotion seen through three modalities of different
+# reliability, and one dominant modality that carries a training-only shortcut.
+# ---------------------------------------------------------------------------------------------------
+
+MULT_FORMAT_VERSION = 1  # bump on any change to what make_mult writes: it keys the pickle cache
+MULT_MODALITIES = ("text", "audio", "vision")
+MULT_FILE_SPLITS = ("train", "valid", "test")  # the split names inside a MulT pickle
+
+MULT_DEFAULTS: dict[str, Any] = {
+    "sizes": {"train": 600, "valid": 150, "test": 300},
+    "aligned": True,
+    "lengths": None,  # None: 20 steps each when aligned; text 20, audio 50, vision 50 when not
+    "dims": {"text": 32, "audio": 74, "vision": 35},  # real text is GloVe 300; 32 keeps smoke runs fast
+    "dominant": "text",
+    "bias": 0.9,
+    "test_bias": 0.0,
+    "shortcut_strength": 1.0,
+    "expression_noise": {"text": 0.2, "audio": 0.4, "vision": 0.6},
+    "signal": 1.0,
+    "feature_noise": 1.0,
+    "left_pad": 0.0,
+    "audio_nonfinite": 0,
+}
+MULT_IEMOCAP_DEFAULTS: dict[str, Any] = {
+    # share of Neutral, Happy, Sad, Angry; about the real IEMOCAP training split (954/338/690/735 of 2717)
+    "emotion_probs": [0.35, 0.125, 0.255, 0.27],
+}
+MULT_MOSEI_DEFAULTS: dict[str, Any] = {
+    "sentiment_mean": 0.3,  # real MOSEI leans positive
+    "sentiment_std": 1.2,
+}
+_MULT_UNALIGNED_LENGTHS = {"text": 20, "audio": 50, "vision": 50}
+_MULT_ALIGNED_LENGTH = 20
+
+
+def _mult_knobs(dataset: str, knobs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Canonical dataset name and the checked, JSON-plain knobs of :func:`make_mult`."""
+    from reprolib.data.mult import canonical_dataset
+
+    name = canonical_dataset(dataset)
+    if name not in ("iemocap", "mosei"):
+        raise ValueError(f"make_mult writes 'iemocap' or 'mosei' pickles, not {dataset!r}")
+    extra = MULT_IEMOCAP_DEFAULTS if name == "iemocap" else MULT_MOSEI_DEFAULTS
+    defaults = {key: v for key, v in {**MULT_DEFAULTS, **extra}.items() if key != "sizes"}
+    knobs = dict(knobs)
+    sizes_in = knobs.pop("sizes", None) or {}
+    k = knobs_with_defaults(defaults, knobs)  # refuses unknown knobs, checks bias in [0, 1]
+
+    sizes = dict(MULT_DEFAULTS["sizes"])
+    for split, count in dict(sizes_in).items():
+        split = "valid" if split == "val" else split
+        if split not in sizes:
+            raise ValueError(f"sizes names unknown split {split!r}; MulT splits are {MULT_FILE_SPLITS} (or 'val')")
+        if int(count) < 1:
+            raise ValueError(f"sizes[{split!r}] must be at least 1, got {count}")
+        sizes[split] = int(count)
+    k["sizes"] = sizes
+
+    k["aligned"] = bool(k["aligned"])
+    lengths = k["lengths"]
+    if lengths is None:
+        lengths = ({m: _MULT_ALIGNED_LENGTH for m in MULT_MODALITIES} if k["aligned"]
+                   else dict(_MULT_UNALIGNED_LENGTHS))
+    elif isinstance(lengths, (int, np.integer)):
+        lengths = {m: int(lengths) for m in MULT_MODALITIES}
+    else:
+        unknown = sorted(set(lengths) - set(MULT_MODALITIES))
+        if unknown:
+            raise ValueError(f"lengths names unknown modality {unknown}; modalities are {MULT_MODALITIES}")
+        base = _MULT_ALIGNED_LENGTH if k["aligned"] else None
+        lengths = {m: int(lengths.get(m, base if base is not None else _MULT_UNALIGNED_LENGTHS[m]))
+                   for m in MULT_MODALITIES}
+    if min(lengths.values()) < 1:
+        raise ValueError(f"lengths must be at least 1 step, got {lengths}")
+    if k["aligned"] != (len(set(lengths.values())) == 1):
+        raise ValueError(f"aligned={k['aligned']} but lengths {lengths}: aligned data has one length for all "
+                         "three modalities, unaligned data different ones")
+    k["lengths"] = lengths
+
+    dims = k["dims"]
+    unknown = sorted(set(dims) - set(MULT_MODALITIES))
+    if unknown:
+        raise ValueError(f"dims names unknown modality {unknown}; modalities are {MULT_MODALITIES}")
+    k["dims"] = {m: int(dims.get(m, MULT_DEFAULTS["dims"][m])) for m in MULT_MODALITIES}
+    if k["dominant"] not in MULT_MODALITIES:
+        raise ValueError(f"dominant must be one of {MULT_MODALITIES}, got {k['dominant']!r}")
+    n_short = 4 if name == "iemocap" else 1
+    for m, d in k["dims"].items():
+        need = 1 + (n_short if m == k["dominant"] else 0)
+        if d < need:
+            raise ValueError(f"dims[{m!r}] = {d} is too small; it needs at least {need} feature(s)")
+
+    noise = k["expression_noise"]
+    if isinstance(noise, (int, float)):
+        noise = {m: float(noise) for m in MULT_MODALITIES}
+    k["expression_noise"] = {m: float(noise.get(m, MULT_DEFAULTS["expression_noise"][m])) for m in MULT_MODALITIES}
+    for m, p in k["expression_noise"].items():
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"expression_noise[{m!r}] must lie in [0, 1], got {p}")
+    for key in ("test_bias", "left_pad"):
+        if not 0.0 <= float(k[key]) <= 1.0:
+            raise ValueError(f"{key} must lie in [0, 1], got {k[key]}")
+    for key in ("bias", "test_bias", "shortcut_strength", "signal", "feature_noise", "left_pad"):
+        k[key] = float(k[key])
+    if k["feature_noise"] < 0:
+        raise ValueError(f"feature_noise must be >= 0, got {k['feature_noise']}")
+    k["audio_nonfinite"] = int(k["audio_nonfinite"])
+    if k["audio_nonfinite"] < 0:
+        raise ValueError(f"audio_nonfinite must be >= 0, got {k['audio_nonfinite']}")
+    if name == "iemocap":
+        probs = np.asarray(k["emotion_probs"], dtype=float)
+        if probs.shape != (4,) or np.any(probs < 0) or probs.sum() <= 0:
+            raise ValueError(f"emotion_probs must be 4 non-negative weights (Neutral, Happy, Sad, Angry), "
+                             f"got {k['emotion_probs']}")
+        k["emotion_probs"] = [float(p) for p in probs / probs.sum()]
+    else:
+        k["sentiment_mean"] = float(k["sentiment_mean"])
+        k["sentiment_std"] = float(k["sentiment_std"])
+        if k["sentiment_std"] <= 0:
+            raise ValueError(f"sentiment_std must be > 0, got {k['sentiment_std']}")
+    return name, k
+
+
+def mult_shortcut_columns(dataset: str, dims: int) -> list[int]:
+    """Feature columns of the dominant modality that carry the shortcut (for analysis and tests).
+
+    IEMOCAP: the last 4 columns, one per emotion (Neutral, Happy, Sad, Angry); MOSEI: the last column.
+    ``dims`` is the dominant modality's feature width.
+    """
+    n_short = 4 if dataset == "iemocap" else 1
+    return list(range(dims - n_short, dims))
+
+
+def generate_mult(dataset: str = "iemocap", seed: int = 0, **knobs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The arrays :func:`make_mult` writes, plus the ground truth a real file lacks, in memory.
+
+    Returns ``(data, truth)``: ``data`` in the MulT pickle layout (see :func:`make_mult`); ``truth``
+    holds the resolved knobs, ``shortcut_columns`` and per split ``y`` (IEMOCAP: emotion index; MOSEI:
+    sentiment), ``expressed`` (per modality: what that modality shows), ``shortcut`` (IEMOCAP: the
+    emotion index the shortcut points at; MOSEI: the shortcut value) and ``pad`` (left padding per
+    modality). Regenerate it with the same seed and knobs for analysis; it is never written to disk.
+    """
+    name, k = _mult_knobs(dataset, knobs)
+    rng = np.random.default_rng(seed)
+    n_comp = 4 if name == "iemocap" else 1  # signal components: one per emotion, or one sentiment axis
+    dominant = k["dominant"]
+    short_cols = mult_shortcut_columns(name, k["dims"][dominant])
+
+    # Fixed structure, shared by all splits: per modality and component a direction over the signal
+    # columns and a temporal pattern 1 + 0.8 cos(2 pi (k + 1) tau + phase) over normalised time tau
+    # (mean about 1, so a time average still sees the signal; the rhythm differs per emotion).
+    structure = {}
+    for m in MULT_MODALITIES:
+        d_sig = k["dims"][m] - (len(short_cols) if m == dominant else 0)
+        u = rng.normal(size=(n_comp, d_sig))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        phase = rng.uniform(0.0, 2 * np.pi, size=n_comp)
+        t = k["lengths"][m]
+        tau = (np.arange(t) + 0.5) / t
+        pattern = 1.0 + 0.8 * np.cos(2 * np.pi * (np.arange(n_comp)[:, None] + 1) * tau[None, :] + phase[:, None])
+        structure[m] = (u, pattern)
+
+    probs = np.asarray(k.get("emotion_probs", [1.0]))
+    nonfinite_rng = np.random.default_rng([int(seed), 1])  # separate stream: toggling it changes nothing else
+    data: dict[str, Any] = {}
+    truth: dict[str, Any] = {"dataset": name, "seed": int(seed), "knobs": k, "shortcut_columns": short_cols,
+                             "splits": {}}
+    for split in MULT_FILE_SPLITS:
+        n = k["sizes"][split]
+        bias = k["test_bias"] if split == "test" else k["bias"]
+        if name == "iemocap":
+            y = rng.choice(4, size=n, p=probs)
+
+            def redraw(size: int) -> np.ndarray:
+                return rng.choice(4, size=size, p=probs)
+        else:
+            mean, std = k["sentiment_mean"], k["sentiment_std"]
+            latent = rng.normal(mean, std, size=n)
+            y = np.clip(np.round(3 * latent) / 3, -3, 3)
+
+            def redraw(size: int) -> np.ndarray:
+                return np.clip(np.round(3 * rng.normal(mean, std, size=size)) / 3, -3, 3)
+
+        split_data: dict[str, Any] = {}
+        expressed, pads = {}, {}
+        for m in MULT_MODALITIES:
+            noisy = rng.random(n) < k["expression_noise"][m]
+            shown = np.where(noisy, redraw(n), y)
+            expressed[m] = shown
+            u, pattern = structure[m]
+            t, d = k["lengths"][m], k["dims"][m]
+            if name == "iemocap":
+                comp, amp = shown.astype(np.int64), np.ones(n)
+            else:
+                comp, amp = np.zeros(n, dtype=np.int64), shown / 1.5  # sentiment / 1.5: about unit scale
+            x = k["feature_noise"] * rng.normal(size=(n, t, d))
+            x[:, :, :u.shape[1]] += k["signal"] * amp[:, None, None] * pattern[comp][:, :, None] * u[comp][:, None, :]
+            if m == dominant:
+                if name == "iemocap":
+                    target = np.where(rng.random(n) < bias, y, redraw(n))
+                    x[:, :, short_cols] += k["shortcut_strength"] * np.eye(4)[target][:, None, :]
+                else:
+                    z = (latent - mean) / std
+                    target = bias * z + np.sqrt(1.0 - bias ** 2) * rng.normal(size=n)
+                    x[:, :, short_cols[0]] += k["shortcut_strength"] * target[:, None]
+                shortcut = target
+            pad = np.zeros(n, dtype=np.int64)
+            if k["left_pad"] > 0:
+                pad = rng.integers(0, int(np.floor(k["left_pad"] * t)) + 1, size=n)
+                x[np.arange(t)[None, :] < pad[:, None]] = 0.0
+            pads[m] = pad
+            split_data[m] = x.astype(np.float32)
+        if k["audio_nonfinite"]:
+            flat = split_data["audio"].reshape(-1)
+            count = min(k["audio_nonfinite"], flat.size)
+            flat[nonfinite_rng.choice(flat.size, size=count, replace=False)] = -np.inf
+        if name == "iemocap":
+            present = (y[:, None] == np.arange(4)[None, :]).astype(np.float32)
+            split_data["labels"] = np.stack([1.0 - present, present], axis=-1).astype(np.float32)
+        else:
+            split_data["labels"] = y.astype(np.float32).reshape(n, 1, 1)
+            span = 0.3 * k["lengths"]["text"]
+            split_data["id"] = np.array([[f"synth{split}{i:05d}", "0.0", f"{span:.1f}"] for i in range(n)],
+                                        dtype=object)
+        data[split] = {key: split_data[key] for key in ("text", "audio", "vision", "labels", "id") if key in split_data}
+        truth["splits"][split] = {"bias": bias, "y": y, "expressed": expressed, "shortcut": shortcut, "pad": pads}
+    return data, truth
+
+
+def make_mult(path: str | os.PathLike, dataset: str = "iemocap", seed: int = 0, **knobs: Any) -> Path:
+    """Write a MulT-style ``iemocap`` or ``mosei`` pickle and return the path of the file.
+
+    ``path``: a file name ending in ``.pkl`` (written there, replacing any file), or a folder: the
+    file then goes to ``<folder>/mult_<dataset>-<hash of arguments>/<release name>`` (e.g.
+    ``iemocap_data.pkl``, ``mosei_senti_data_noalign.pkl``) and is reused on later calls. Either way it
+    is written to a temporary file and renamed into place, with ``pickle`` protocol 4: the same seed
+    and knobs give byte-identical files. Read it with :func:`reprolib.data.mult.load_mult`.
+
+    Format (exactly the MulT release's): ``{"train", "valid", "test"}``, each a dict of float32
+    arrays ``text`` [N, T_t, d_t], ``audio`` [N, T_a, d_a], ``vision`` [N, T_v, d_v] and ``labels``
+    (IEMOCAP [N, 4, 2] one-hot (absent, present) per emotion Neutral, Happy, Sad, Angry; MOSEI
+    [N, 1, 1] sentiment in [-3, 3], multiples of 1/3 with exact zeros); MOSEI also has ``id``, an
+    object array [N, 3] of (video id, start, end) strings, as the real file.
+
+    Causal structure of each sample:
+
+    * the emotion is drawn first. IEMOCAP: exactly one of the four emotions per sample (as in the
+      real data, where the per-emotion positives add up to N) from ``emotion_probs``; each emotion is
+      then a binary task. MOSEI: sentiment = round(3 u) / 3 clipped to [-3, 3], u ~ N(mean, std);
+    * each modality **expresses** it with its own reliability: with probability
+      ``expression_noise[m]`` the modality shows an independent draw instead (defaults text 0.2,
+      audio 0.4, vision 0.6: text fairly clean, vision noisiest). The shown value is written as a
+      temporal pattern spread over the sequence, ``signal * a * p_c(tau) * u_c`` with a fixed random
+      direction ``u_c`` of the modality's features and rhythm ``p_c(tau) = 1 + 0.8 cos(2 pi (c+1) tau +
+      phase)`` over normalised time (IEMOCAP: one component per emotion, a = 1; MOSEI: one axis,
+      a = sentiment / 1.5), plus Gaussian noise ``feature_noise`` on every entry. Modalities are
+      conditionally independent given the emotion, so fusing them helps;
+    * the **dominant** modality (``dominant``, default text) additionally carries a **shortcut** in
+      its last columns (:func:`mult_shortcut_columns`), constant over time and scaled by
+      ``shortcut_strength``. IEMOCAP: one column per emotion, one-hot of an emotion that is the true
+      one with probability ``bias`` and an independent draw otherwise (the per-emotion correlation
+      between column and label is then exactly ``bias`` in expectation); MOSEI: one column,
+      ``bias * z + sqrt(1 - bias^2) * noise`` with z the standardised latent sentiment (correlation
+      about ``bias``). ``train`` and ``valid`` use ``bias``; ``test`` uses ``test_bias`` (default 0:
+      independent of the label), so a model that learned the shortcut loses accuracy on test and
+      collapses further when the dominant modality is removed, while a debiased one does not.
+      With the defaults the shortcut (about 93 % agreement on IEMOCAP) beats the dominant
+      modality's real signal (about 85 %) in training, so a plain model has a reason to lean on it;
+    * ``left_pad`` > 0 zeroes a random number (up to that fraction of T) of leading steps per sample
+      and modality, as the real files left-pad short utterances; ``audio_nonfinite`` sets that many
+      random audio entries per split to ``-inf`` (the real audio has some; the loader cleans them).
+
+    Knobs (smoke defaults in ``MULT_DEFAULTS``, plus ``MULT_IEMOCAP_DEFAULTS`` / ``MULT_MOSEI_DEFAULTS``):
+    ``sizes`` ({"train", "valid" (or "val"), "test"}: samples, default 600 / 150 / 300), ``aligned``
+    (True: one length for all three modalities, file ``*_data.pkl``; False: ``*_data_noalign.pkl``),
+    ``lengths`` (int or per-modality dict; default 20 each aligned, text 20 / audio 50 / vision 50
+    unaligned), ``dims`` (per modality, default text 32 (GloVe would be 300), audio 74, vision 35),
+    ``dominant``, ``bias`` (0.9), ``test_bias`` (0.0), ``shortcut_strength`` (1.0),
+    ``expression_noise`` (float or per-modality dict), ``signal`` (1.0), ``feature_noise`` (1.0),
+    ``left_pad`` (0.0), ``audio_nonfinite`` (0), IEMOCAP ``emotion_probs`` (0.35, 0.125, 0.255, 0.27),
+    MOSEI ``sentiment_mean`` (0.3) and ``sentiment_std`` (1.2). The ground truth (what each modality
+    showed, the shortcut) is not written; :func:`generate_mult` recomputes it from the same arguments.
+    """
+    import pickle
+
+    from reprolib.data.mult import mult_filename
+
+    name, k = _mult_knobs(dataset, knobs)
+    path = Path(path)
+    if path.suffix == ".pkl":
+        target = path
+    else:
+        folder = dataset_dir(path, f"mult_{name}", seed, {**k, "format_version": MULT_FORMAT_VERSION})
+        target = folder / mult_filename(name, k["aligned"])
+        if target.is_file():
+            return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data, _ = generate_mult(name, seed, **knobs)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(data, fh, protocol=4)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
