@@ -142,6 +142,23 @@ def truth_records(data: DataBundle, split: str) -> list[dict] | None:
     return [truth["samples"][str(r.path.relative_to(data.root))] for r in records]
 
 
+def scene_suggestions(data: DataBundle, split: str) -> np.ndarray | None:
+    """bool [N, K]: the classes each sample's scene favours in the biased splits, i.e. the shortcut's
+    answers (synthetic data only; None for real data). One class per scene on CAER-S-style data, a
+    fixed group of categories on EMOTIC-style data. Analysis only, never training."""
+    scenes = true_scenes(data, split)
+    if scenes is None:
+        return None
+    n_scenes, k = int(synthetic.load_truth(data.root)["knobs"]["n_scenes"]), data.num_classes
+    favours = np.zeros((n_scenes, k), dtype=bool)
+    for c in range(k):
+        if data.multilabel:
+            favours[synthetic.emotic_favoured_scenes(c, n_scenes), c] = True
+        else:
+            favours[[s for s in range(n_scenes) if synthetic.favoured_emotion(s, k) == c], c] = True
+    return favours[scenes]
+
+
 def true_scenes(data: DataBundle, split: str) -> np.ndarray | None:
     """The scene id of every sample of ``split`` from the synthetic sidecar (None for real data, which
     records no scene). For measuring how well context clusters recover the confounder; never for training."""

@@ -101,7 +101,8 @@ def per_class_bars(values: dict[str, np.ndarray], class_names, ylabel: str = "AP
 def per_class_panels(panels: dict[str, dict[str, np.ndarray]], class_names, ylabel: str):
     """Side-by-side :func:`per_class_bars` panels with a shared y axis, one per title (e.g. one
     group of images each), so that the same quantities can be compared across the groups."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(12, 4.2 * len(panels)), 3.2), sharey=True, squeeze=False)
+    width = min(14, len(panels) * max(4.2, 0.25 * len(class_names)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.2), sharey=True, squeeze=False)
     for ax, (title, values) in zip(axes[0], panels.items()):
         _class_bars(ax, values, class_names, ylabel if ax is axes[0][0] else "")
         ax.axhline(0, color="grey", lw=0.6)

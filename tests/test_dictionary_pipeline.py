@@ -68,3 +68,20 @@ def test_truth_records_follow_dataset_order_and_know_the_shortcut(tiny_caer):
     labels = tiny_caer.targets("train").numpy()
     suggested = np.array([favoured_emotion(r["scene"], tiny_caer.num_classes) for r in records])
     assert (suggested == labels).mean() > 0.5  # the training bias (0.9 of scenes favour the label)
+    suggestions = experiments.scene_suggestions(tiny_caer, "train")
+    assert suggestions.shape == (70, tiny_caer.num_classes) and (suggestions.sum(1) == 1).all()
+    assert np.array_equal(suggestions.argmax(1), suggested)
+
+
+def test_scene_suggestions_on_emotic_style_data_mark_a_group_per_scene(tmp_path, monkeypatch):
+    from reprolib.data.synthetic import emotic_favoured_scenes
+
+    monkeypatch.setenv("REPROLIB_DATA", str(tmp_path))
+    d = experiments.open_data("emotic", synthetic_knobs={"sizes": {"train": 40, "val": 8, "test": 8, "test_ood": 8}},
+                              subject_size=(24, 16), context_size=(24, 32), image_size=(24, 32))
+    scenes, suggestions = experiments.true_scenes(d, "train"), experiments.scene_suggestions(d, "train")
+    assert suggestions.shape == (len(scenes), 26) and suggestions.sum(1).min() >= 3  # 8 scenes: 3 or 4 categories each
+    for scene, row in zip(scenes[:5], suggestions[:5]):
+        assert all(row[c] == (scene in emotic_favoured_scenes(c, 8)) for c in range(26))
+    labels = d.targets("train").numpy().astype(bool)
+    assert (labels & suggestions).any(1).mean() > 0.5  # most people's scene favours one of their labels
