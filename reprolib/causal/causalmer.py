@@ -90,7 +90,7 @@ from torch.nn import functional as F
 
 from reprolib.causal.fusion import (check_mode, fuse, natural_direct_effect, total_effect, total_indirect_effect,
                                     void_like)
-from reprolib.models.backbones import build_encoder
+from reprolib.models.backbones import build_encoder, state_dict_mismatch
 from reprolib.models.mult import MODALITIES, TASK_OUTPUT_DIM, TASK_TARGET_KEY, MulT, check_task, task_for, task_loss
 
 __all__ = ["KL_MODES", "CausalMER", "DegenerateKLWarning", "SequenceImageBranch", "TextBranch", "TextEncoderConfig",
@@ -307,19 +307,8 @@ def load_text_weights(branch: TextBranch, path: str | Path) -> TextBranch:
         if not state:
             raise ValueError(f"{path}: no ALBERT encoder weights (embeddings.* / encoder.*) and no text-branch "
                              f"weights (proj.* / encoder.* / head.*) found")
-    expected = target.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        detail = []
-        if missing:
-            detail.append(f"missing {missing[:6]}{' ...' if len(missing) > 6 else ''}")
-        if unexpected:
-            detail.append(f"unexpected {unexpected[:6]}{' ...' if len(unexpected) > 6 else ''}")
-        if wrong:
-            detail.append("wrong shapes " + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-                                                      for k in wrong[:4]))
+    detail = state_dict_mismatch(target.state_dict(), state)
+    if detail:
         raise ValueError(f"{path}: weights do not fit the {prefix_note} ({'; '.join(detail)}); "
                          f"build it with the checkpoint's sizes (e.g. TextEncoderConfig.albert_base_v2())")
     target.load_state_dict(state)

@@ -231,6 +231,25 @@ def _key_list(keys: list[str], limit: int = 8) -> str:
     return ", ".join(keys[:limit]) + more
 
 
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], *,
+                        optional=lambda key: False) -> list[str]:
+    """Why ``state`` cannot load into a module whose state dict is ``expected``: phrases naming the
+    missing keys (except ``optional`` ones), the unexpected keys and the keys of the wrong shape
+    (file vs module). Empty when it fits, so every checkpoint loader reports a misfit the same way."""
+    missing = [k for k in expected if k not in state and not optional(k)]
+    unexpected = [k for k in state if k not in expected]
+    mis_shaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+                  if k in state and state[k].shape != v.shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {_key_list(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {_key_list(unexpected)}")
+    if mis_shaped:
+        parts.append(f"{len(mis_shaped)} key(s) with the wrong shape (file vs module): {_key_list(mis_shaped)}")
+    return parts
+
+
 def load_places365(encoder: nn.Module, path: str | Path) -> nn.Module:
     """Load a local CSAIL Places365 ResNet checkpoint into ``encoder`` (a :class:`ResNetEncoder`).
 
@@ -254,19 +273,9 @@ def load_places365(encoder: nn.Module, path: str | Path) -> nn.Module:
             continue
         cleaned[key] = value
     expected = encoder.state_dict()
-    missing = [k for k in expected if k not in cleaned and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in cleaned if k not in expected]
-    mis_shaped = [f"{k} {tuple(cleaned[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
-                  if k in cleaned and cleaned[k].shape != v.shape]
-    if missing or unexpected or mis_shaped:
+    parts = state_dict_mismatch(expected, cleaned, optional=lambda key: key.endswith("num_batches_tracked"))
+    if parts:
         arch = getattr(encoder, "name", type(encoder).__name__)
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s): {_key_list(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_key_list(unexpected)}")
-        if mis_shaped:
-            parts.append(f"{len(mis_shaped)} key(s) with the wrong shape (file vs {arch}): {_key_list(mis_shaped)}")
         raise CheckpointError(f"{path}: does not fit the {arch} encoder (after stripping 'module.' and "
                               f"dropping 'fc.*'): " + "; ".join(parts))
     for key in expected:  # old checkpoints: keep the encoder's own counters
