@@ -26,17 +26,23 @@ from reprolib.data.caers import CLASSES as CAER_CLASSES
 from reprolib.data.caers import open_caers_splits
 from reprolib.data.emotic import CATEGORIES as EMOTIC_CATEGORIES
 from reprolib.data.emotic import Emotic
+from reprolib.data.mult import IEMOCAP_EMOTIONS, load_mult
 from reprolib.engine import FitResult, default_metric, fit, predict
 from reprolib.paths import data_dir
 from reprolib.seed import seed_everything
 
 DATASETS = ("caer_s", "emotic")
+MULT_DATASETS = ("iemocap", "mosei")
 EVAL_SPLITS = ("test", "test_ood")
 
 
 @dataclass
 class DataBundle:
-    """Splits of one dataset plus what a model and a metric need to know about it."""
+    """Splits of one dataset plus what a model and a metric need to know about it.
+
+    ``metric`` (None: :func:`reprolib.engine.default_metric`, accuracy or mAP) scores model outputs
+    against targets, for model selection on ``val`` and for the evaluation splits alike;
+    ``metric_label`` names it in tables and plots."""
 
     kind: str
     root: Path
@@ -44,6 +50,8 @@ class DataBundle:
     class_names: tuple[str, ...]
     multilabel: bool
     synthetic: bool
+    metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None
+    metric_label: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -55,7 +63,10 @@ class DataBundle:
 
     @property
     def metric_name(self) -> str:
-        return "mAP" if self.multilabel else "accuracy"
+        return self.metric_label or ("mAP" if self.multilabel else "accuracy")
+
+    def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        return float((self.metric or default_metric)(outputs, targets))
 
     def eval_splits(self) -> list[str]:
         return [s for s in EVAL_SPLITS if s in self.splits]
@@ -65,8 +76,17 @@ class DataBundle:
 
     def chance(self, split: str = "test") -> float:
         """The score of an uninformed predictor: majority-class rate, or for mAP the mean prevalence
-        (the expected AP of random scores) over the classes present."""
+        (the expected AP of random scores) over the classes present. MulT data: the bundle's metric
+        of a constant prediction, the training split's majority per emotion (IEMOCAP) or its median
+        sentiment (MOSEI)."""
         t = self.targets(split).numpy()
+        if self.kind == "iemocap":
+            present = self.targets("train").numpy().mean(axis=0) > 0.5
+            pairs = np.stack([~present, present], axis=1).astype(np.float32).reshape(1, -1)
+            return self.score(torch.from_numpy(np.repeat(pairs, len(t), axis=0)), torch.from_numpy(t))
+        if self.kind == "mosei":
+            median = float(np.median(self.targets("train").numpy()))
+            return self.score(torch.full((len(t), 1), median), torch.from_numpy(t))
         if self.multilabel:
             prevalence = t.mean(axis=0)
             return float(prevalence[prevalence > 0].mean())
@@ -97,6 +117,29 @@ def open_data(kind: str, *, data_root: str | Path | None = None, seed: int = 0,
     return DataBundle(kind, root, splits, EMOTIC_CATEGORIES, True, is_synthetic)
 
 
+def open_mult(dataset: str, *, data_root: str | Path | None = None, aligned: bool = True, seed: int = 0,
+              synthetic_knobs: dict[str, Any] | None = None) -> DataBundle:
+    """Open ``iemocap`` or ``mosei`` data in the MulT pickle format: the real file (or the folder
+    holding it) at ``data_root``, or a synthetic file written once into ``data/`` by
+    :func:`reprolib.data.synthetic.make_mult` (``synthetic_knobs`` over its defaults).
+
+    The metric is CausalMER's "average accuracy": the mean binary accuracy over the four IEMOCAP
+    emotions, and acc7 on MOSEI. MulT files have no ``test_ood``; on synthetic data ``test`` is the
+    split without the shortcut."""
+    if dataset not in MULT_DATASETS:
+        raise ValueError(f"dataset must be one of {MULT_DATASETS}, got {dataset!r}")
+    if data_root is not None and synthetic_knobs:
+        raise ValueError("synthetic_knobs apply to synthetic data only; drop them or data_root")
+    path = Path(data_root) if data_root is not None else synthetic.make_mult(
+        data_dir(), dataset, seed, **{"aligned": aligned, **(synthetic_knobs or {})})
+    splits = load_mult(path, dataset, aligned=aligned)
+    if dataset == "iemocap":
+        return DataBundle(dataset, path, splits, IEMOCAP_EMOTIONS, True, data_root is None,
+                          metric=lambda s, t: metrics.iemocap_metrics(s, t)["mean_acc"], metric_label="mean acc")
+    return DataBundle(dataset, path, splits, ("sentiment",), False, data_root is None,
+                      metric=lambda p, t: metrics.mosei_metrics(p, t)["acc7"], metric_label="acc7")
+
+
 @dataclass
 class Run:
     """A trained model and what it scored."""
@@ -120,12 +163,12 @@ def train_and_score(build: Callable[[], nn.Module], data: DataBundle, *, seed: i
     seed_everything(seed)  # before building: the initial weights come from this seed
     model = build()
     result = fit(model, data.splits["train"], data.splits["val"], seed=seed, target_key=data.target_key,
-                 checkpoint_dir=checkpoint_dir, **fit_kwargs)
+                 checkpoint_dir=checkpoint_dir, **{"metric": data.metric, **fit_kwargs})
     run = Run(model=model, fit=result)
     for split in data.eval_splits():
         logits, targets = predict(model, data.splits[split], target_key=data.target_key, desc=split)
         run.outputs[split] = (logits, targets)
-        run.scores[split] = float(default_metric(logits, targets))
+        run.scores[split] = data.score(logits, targets)
     return run
 
 
