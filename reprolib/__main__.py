@@ -3,7 +3,7 @@
 Commands:
   reproduce   run the numbered notebooks headless with papermill (see :mod:`reprolib.runner`)
   refresh     re-execute committed notebooks in place at smoke size (contributors)
-  sweep       multi-seed runs of the baselines (plain or ± CCIM), mean ± std table
+  sweep       multi-seed runs (baselines plain, ± CCIM, ± CLEF; MulT ± CausalMER), mean ± std table
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
 ``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
@@ -115,14 +115,17 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from . import sweeps
+    from . import mer, sweeps
 
     try:
-        table = sweeps.sweep(args.method, args.size, args.seeds, args.only, reuse_baselines=args.reuse_baselines)
+        if args.method == "causalmer":
+            table = mer.sweep(args.size, args.seeds, args.only or mer.DATASETS)
+        else:
+            table = sweeps.sweep(args.method, args.size, args.seeds, args.only, reuse_baselines=args.reuse_baselines)
     except ValueError as exc:
         print(f"{PROG} sweep: error: {exc}", file=sys.stderr)
         return 2
-    print(sweeps.format_table(table))
+    print((mer if args.method == "causalmer" else sweeps).format_table(table))
     return 0
 
 
@@ -134,14 +137,16 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
         description="Multi-seed runs of the five baselines on their home datasets, with the notebooks' "
         "code path; prints a mean ± std table.",
     )
-    p.add_argument("--method", choices=("baselines", "ccim", "clef"), default="baselines",
+    p.add_argument("--method", choices=("baselines", "ccim", "clef", "causalmer"), default="baselines",
                    help="baselines: the plain models; ccim: each baseline without and with CCIM (both "
-                   "strategies); clef: each baseline without and with CLEF (and a default-loss control)")
+                   "strategies); clef: each baseline without and with CLEF (and a default-loss control); "
+                   "causalmer: MulT and MulT+CausalMER on IEMOCAP- and MOSEI-style data, with the "
+                   "missing-modality study (results/sweep_causalmer_<size>.json)")
     p.add_argument("--reuse-baselines", action="store_true",
                    help="ccim/clef: take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five); with --method causalmer: datasets (iemocap, mosei)")
     p.set_defaults(func=_cmd_sweep)
 
 

@@ -176,10 +176,13 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
         loss_fn: Callable | None = None, metric: Callable | None = None, device: str | None = None,
         num_workers: int | None = None, amp: bool | None = None, checkpoint_dir: str | Path | None = None,
         resume: bool = False, on_epoch_end: Callable[[dict], None] | None = None,
-        desc: str = "fit") -> FitResult:
+        param_groups: Callable[[nn.Module], list[dict]] | None = None, desc: str = "fit") -> FitResult:
     """Train, keep the weights of the best validation epoch, return the per-epoch history.
 
-    ``optimizer``: ``"adam"`` or ``"sgd"`` (Nesterov momentum); ``lr_step``: divide the learning rate
+    ``optimizer``: ``"adam"`` or ``"sgd"`` (Nesterov momentum); ``param_groups(model)``: the optimiser's
+    parameter groups when parts of the model need their own learning rate (e.g.
+    :meth:`reprolib.causal.causalmer.CausalMER.parameter_groups`); default one group of every trainable
+    parameter at ``lr``. ``lr_step``: divide the learning rate
     by ``1/lr_gamma`` every ``lr_step`` epochs (None: constant). ``metric(logits, targets)`` is
     maximised on ``val`` (default: accuracy or mAP by target type). ``on_epoch_end(record)`` is
     called after each epoch's checkpoint is written.
@@ -193,7 +196,7 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
     metric = metric or default_metric
     own_loss = getattr(model, "training_loss", None)
     loss_fn = loss_fn or default_loss
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = param_groups(model) if param_groups else [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":

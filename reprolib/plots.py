@@ -166,3 +166,63 @@ def group_label_heatmaps(tables: dict[str, np.ndarray], class_names, title_suffi
         ax.tick_params(labelsize=6)
     fig.tight_layout()
     return fig
+
+
+def scenario_drops(studies: dict[str, dict], title: str = "", ylabel: str = "drop"):
+    """Grouped bars: the drop (full - scenario) of each missing-modality scenario, one bar per model;
+    the legend gives each model's std of the drops. ``studies[model]`` is a
+    :func:`reprolib.causal.modalities.missing_modality_study` result."""
+    models = list(studies)
+    scenarios = [s for s in next(iter(studies.values()))["scenarios"] if s != "full"]
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(7.5, 3.0))
+    x = np.arange(len(scenarios))
+    for i, model in enumerate(models):
+        study = studies[model]
+        drops = [study["scenarios"][s]["drop"] for s in scenarios]
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, drops, width,
+               label=f"{model} (std {study['summary']['std_drop']:.3f})")
+    ax.axhline(0, color="grey", lw=0.6)
+    ax.set_xticks(x, scenarios, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def modality_shares(shares: dict[str, dict[str, float]], title: str = ""):
+    """Horizontal stacked bars: each row's split of a contribution over text / audio / vision
+    (shares summing to 1; a row of NaN, i.e. nothing to share, is drawn empty)."""
+    rows = list(shares)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.0))
+    left = np.zeros(len(rows))
+    for modality, colour in zip(("text", "audio", "vision"), sns.color_palette("Set2", 3)):
+        vals = np.nan_to_num([shares[r][modality] for r in rows])
+        ax.barh(rows, vals, left=left, color=colour, label=modality)
+        for y, (l, v) in enumerate(zip(left, vals)):
+            if v >= 0.08:
+                ax.text(l + v / 2, y, f"{v:.2f}", ha="center", va="center", fontsize=7)
+        left += vals
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.set_xlabel("share")
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=8, ncol=3, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0 if not title else 1.08))
+    fig.tight_layout()
+    return fig
+
+
+
+def cue_scatter(points: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str = "cue", ylabel: str = "target"):
+    """One scatter per split of a scalar cue against a scalar target, titled with their correlation."""
+    fig, axes = plt.subplots(1, len(points), figsize=(2.8 * len(points), 2.6), sharey=True, squeeze=False)
+    for ax, (name, (x, y)) in zip(axes[0], points.items()):
+        ax.scatter(x, y, s=4, alpha=0.4)
+        ax.set_title(f"{name} (r = {np.corrcoef(x, y)[0, 1]:.2f})", fontsize=9)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel(ylabel, fontsize=8)
+    fig.tight_layout()
+    return fig

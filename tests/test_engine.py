@@ -158,3 +158,12 @@ def test_predict_collects_dict_outputs_in_dataset_order():
     assert set(outs) == {"logits", "double"} and outs["logits"].shape == (40, 2)
     assert torch.allclose(outs["logits"], logits) and torch.allclose(outs["double"], 2 * logits)
     assert torch.equal(same_targets, targets)
+
+
+def test_param_groups_give_parts_their_own_learning_rate():
+    model = Linear()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    groups = lambda m: [{"params": [m.classifier.weight], "lr": 0.05}, {"params": [m.classifier.bias], "lr": 0.0}]
+    fit(model, Blobs(64, 0), Blobs(32, 1), epochs=1, batch_size=16, weight_decay=0.0, param_groups=groups)
+    assert torch.equal(model.classifier.bias, before["classifier.bias"])  # lr 0: untouched
+    assert not torch.equal(model.classifier.weight, before["classifier.weight"])
