@@ -9,7 +9,7 @@ ARGS ?=
 # Headless and quiet under test: no progress bars in compared outputs, no GUI backend.
 TEST_ENV := TQDM_DISABLE=1 MPLBACKEND=agg PYTHONHASHSEED=0
 
-.PHONY: setup reproduce test unit nbval lab clean-data
+.PHONY: setup reproduce test unit nbval bench lab clean-data
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ nbval: $(STAMP)
 	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
 	$(TEST_ENV) REPROLIB_RESULTS="$$scratch/results" $(PY) -m pytest -q --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:python notebooks
+
+## Performance ratios (causal modules vs the models they wrap, MulT attention, data pipeline) -> results/bench.json
+bench: $(STAMP)
+	MPLBACKEND=agg $(PY) -m reprolib bench $(ARGS)
 
 ## JupyterLab on the same environment (kernel "python3" is this venv's Python).
 lab: $(STAMP)

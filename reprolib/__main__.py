@@ -4,6 +4,7 @@ Commands:
   reproduce   run the numbered notebooks headless with papermill (see :mod:`reprolib.runner`)
   refresh     re-execute committed notebooks in place at smoke size (contributors)
   sweep       multi-seed runs (baselines plain, ± CCIM, ± CLEF; MulT ± CausalMER), mean ± std table
+  bench       performance ratios measured in one run (results/bench.json)
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
 ``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
@@ -150,6 +151,31 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_sweep)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    bench.bench(args.sizes, repeats=args.repeats, batch_size=args.batch_size, device=args.device,
+                suite=args.run_suite)
+    return 0
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="time the causal modules against the models they wrap, MulT's attention against a "
+        "fairseq-style one, and the data pipeline; write results/bench.json",
+        description="Performance ratios measured side by side in one run (see reprolib.bench).",
+    )
+    p.add_argument("--sizes", nargs="+", choices=("smoke", "full"), default=["smoke", "full"],
+                   help="model and view sizes to time the causal modules at")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (the median is kept)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--run-suite", action="store_true",
+                   help="also run the whole smoke suite (reprolib reproduce) and time it")
+    p.set_defaults(func=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -159,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reproduce(subparsers)
     _add_refresh(subparsers)
     _add_sweep(subparsers)
+    _add_bench(subparsers)
     return parser
 
 
