@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	MPLBACKEND=agg $(PY) -m reprolib reproduce $(ARGS)
 
-## Unit tests, then nbval over the committed notebooks (their results go to a scratch folder).
+## Unit tests, then nbval over the committed notebooks. Their results go to a scratch folder that
+## starts as a copy of the committed results/ (the summary notebook 11 reads the sweeps and bench.json).
 test: unit nbval
 
 unit: $(STAMP)
@@ -30,6 +31,8 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then git archive HEAD results | tar -x -C "$$scratch"; \
+	else cp -R results "$$scratch/"; fi && \
 	$(TEST_ENV) REPROLIB_RESULTS="$$scratch/results" $(PY) -m pytest -q --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:python notebooks
 

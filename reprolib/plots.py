@@ -226,3 +226,72 @@ def cue_scatter(points: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str = 
     axes[0][0].set_ylabel(ylabel, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def paper_summary(rows, title: str = ""):
+    """One paper against this repo: a column per (model, data set), a row per score; in each panel the
+    published pair (hatched when second-hand or unverified, '?' when unknown, 'n/a' when the papers have
+    no such score) beside each setting's baseline and method bars (mean over seeds, error bar = seed
+    std; dotted line = chance). ``rows`` are :class:`reprolib.summary.Row` of one paper."""
+    from reprolib.summary import DATASET_NAMES, MODEL_NAMES, SCORE_LABELS, settings
+
+    groups = list(dict.fromkeys((r.model, r.dataset) for r in rows))
+    scores = list(rows[0].scores)
+    methods = list(dict.fromkeys(r.method for r in rows))
+    columns = ["published"] + settings(rows)
+    colours = ["0.65"] + sns.color_palette("deep", len(methods))
+    width = 0.8 / (len(methods) + 1)
+    fig, axes = plt.subplots(len(scores), len(groups), figsize=(2.9 * len(groups) + 0.4, 2.5 * len(scores) + 0.8),
+                             squeeze=False, sharey="row")
+    for col, (model, dataset) in enumerate(groups):
+        mine = [r for r in rows if (r.model, r.dataset) == (model, dataset)]
+        for row_i, score in enumerate(scores):
+            ax = axes[row_i][col]
+            for x, column in enumerate(columns):
+                offsets = {who: x + (j - len(methods) / 2) * width for j, who in enumerate(["baseline", *methods])}
+                if column == "published":
+                    _published_bars(ax, x, mine[0].published(score), offsets, colours, width)
+                    continue
+                for j, who in enumerate(["baseline", *methods]):
+                    match = [r for r in mine if r.setting == column and (who == "baseline" or r.method == who)]
+                    cell = match[0].scores[score]["baseline" if who == "baseline" else "method"] if match else None
+                    if cell is not None:
+                        ax.bar(offsets[who], 100 * cell["mean"], width, color=colours[j], capsize=2,
+                               yerr=100 * cell["std"] if cell["n"] > 1 else None, error_kw={"lw": 0.8})
+                chance = [r.chance for r in mine if r.setting == column and r.chance]
+                if chance and score == "test":
+                    ax.hlines(100 * chance[0], x - 0.45, x + 0.45, colors="k", linestyles=":", lw=0.8)
+            ax.set_xticks(range(len(columns)), ["published\n(real data)" if c == "published"
+                                               else c.label.replace(" · ", "\n") for c in columns], fontsize=6)
+            ax.tick_params(axis="y", labelsize=7)
+            if row_i == 0:
+                ax.set_title(f"{MODEL_NAMES.get(model, model)}, {DATASET_NAMES.get(dataset, dataset)}", fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"{SCORE_LABELS[score]} (%)", fontsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
+    labels = ["without", *[f"with {m}" for m in methods]]
+    handles += [plt.Rectangle((0, 0), 1, 1, facecolor="0.8", hatch="///", edgecolor="white"),
+                plt.Line2D([], [], color="k", ls=":", lw=0.8)]
+    labels += ["published, second-hand or unverified", "chance"]
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=7, frameon=False,
+               bbox_to_anchor=(0.5, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def _published_bars(ax, x: float, pair, offsets: dict, colours, width: float) -> None:
+    """The published column of :func:`paper_summary`: bars for known values, '?' for unknown ones."""
+    trans = ax.get_xaxis_transform()  # x in data units, y in axes fraction
+    if pair is None:
+        ax.text(x, 0.02, "n/a", transform=trans, ha="center", va="bottom", fontsize=7, color="0.4")
+        return
+    for j, (who, entry) in enumerate(zip(offsets, [pair["baseline"]] + [pair["method"]] * (len(offsets) - 1))):
+        if j > 1:
+            break  # the papers publish one "with" number; it is drawn on the first method's slot
+        if entry.known:
+            ax.bar(offsets[who], entry.value, width, color=colours[j], edgecolor="white",
+                   hatch=None if entry.status == "verified" else "///")
+        else:
+            ax.text(offsets[who], 0.02, "?", transform=trans, ha="center", va="bottom", fontsize=9, color="0.3")

@@ -1,0 +1,275 @@
+"""Results summary against the papers (notebook 11): collect what the runs wrote, pair it, tabulate it.
+
+The method notebooks (08 CCIM, 09 CLEF, 10 CausalMER) write one seed at their size; the sweeps write
+several seeds at theirs (``sweep_<method>_<size>.json``). This module reads both from a results folder,
+turns every (model, data set, causal module, setting) into a :class:`Row` of baseline, method and delta
+(method − baseline, paired by seed so the spread is the spread of the delta itself), and prints them
+beside the published numbers of :mod:`reprolib.published`. A setting knows its size, its seeds and
+whether the data were synthetic or real (from the run's ``data_root``), so a user's real-data runs are
+summarised by the same code, with the synthetic-only ``test_ood`` shown as n/a.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reprolib.published import PUBLISHED_DROP_STD, UNKNOWN, Published, published
+
+MODEL_NAMES = {"emotnet": "EMOT-Net", "gnncnn": "GNN-CNN", "caernet": "CAER-Net-S", "cdnet": "CD-Net",
+               "emoticon": "EmotiCon", "mult": "MulT"}
+DATASET_NAMES = {"emotic": "EMOTIC", "caer_s": "CAER-S", "iemocap": "IEMOCAP", "mosei": "CMU-MOSEI"}
+METRIC_NAMES = {"emotic": "mAP", "caer_s": "accuracy", "iemocap": "mean accuracy", "mosei": "acc7"}
+# Home data set of each image baseline, as in the notebooks and sweeps (reprolib.sweeps.baseline_builders).
+HOME_DATASET = {"emotnet": "emotic", "gnncnn": "emotic", "emoticon": "emotic", "caernet": "caer_s", "cdnet": "caer_s"}
+SIZE_ORDER = ("smoke", "medium", "full")
+SCORE_LABELS = {"test": "test", "test_ood": "test_ood", "std_drop": "std of drops"}
+
+
+@dataclass(frozen=True)
+class PaperSpec:
+    """Where one paper's results live and how its variants are named in them."""
+
+    key: str
+    title: str
+    notebook: str              # results/<notebook>.json: one seed at the notebook's size
+    sweep: str                 # results/sweep_<sweep>_<size>.json: several seeds
+    baseline: str              # variant name of the model without the causal module
+    methods: dict[str, str]    # variant name in the notebook's JSON -> label
+    sweep_prefix: str = ""     # the sweep names a method variant <prefix><name>
+    scores: tuple[str, ...] = ("test", "test_ood")
+    by_dataset: bool = False   # results keyed by data set (CausalMER) rather than by model
+
+
+PAPERS = {
+    "ccim": PaperSpec("ccim", "CCIM (CVPR 2023)", "08_ccim", "ccim", "baseline",
+                      {"dot_product": "CCIM dot-product", "additive": "CCIM additive"}, sweep_prefix="ccim_"),
+    "clef": PaperSpec("clef", "CLEF (CVPR 2024)", "09_clef", "clef", "baseline", {"clef": "CLEF"}),
+    "causalmer": PaperSpec("causalmer", "CausalMER (Appl. Sci. 2024)", "10_causalmer_missing_modality", "causalmer",
+                           "mult", {"causalmer": "CausalMER"}, scores=("test", "std_drop"), by_dataset=True),
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a set of runs was made: size preset, seeds, synthetic or real data, and which file."""
+
+    size: str
+    seeds: tuple[int, ...]
+    data: str   # "synthetic" or "real"
+    source: str
+
+    @property
+    def label(self) -> str:
+        seeds = f"seed {self.seeds[0]}" if len(self.seeds) == 1 else f"{len(self.seeds)} seeds"
+        return f"{self.size} · {seeds} · {self.data}"
+
+    def order(self) -> tuple:
+        size = SIZE_ORDER.index(self.size) if self.size in SIZE_ORDER else len(SIZE_ORDER)
+        return (self.data != "synthetic", size, self.size, len(self.seeds), self.source)
+
+
+@dataclass
+class Row:
+    """One model ± one causal module in one setting: per score, baseline / method / gain over seeds."""
+
+    paper: str
+    model: str
+    dataset: str
+    method: str
+    setting: Setting
+    chance: float | None
+    scores: dict[str, dict[str, dict[str, float] | None]] = field(default_factory=dict)
+
+    def published(self, score: str = "test") -> dict[str, Published] | None:
+        return published_for(self.paper, self.model, self.dataset, score)
+
+
+def summarise(values) -> dict[str, float]:
+    """Mean, sample std (0 for one value) and count, as :func:`reprolib.sweeps.summarise`."""
+    arr = np.asarray(list(values), dtype=float)
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+def read_result(path: Path) -> dict[str, Any]:
+    """One results JSON; a clear error naming the file when it is not one of ours."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("metrics"), dict):
+        raise ValueError(f"{path}: expected an object with 'metrics' and 'provenance' (see reprolib.results)")
+    payload.setdefault("provenance", {})
+    return payload
+
+
+def data_kind(provenance: dict[str, Any], dataset: str) -> str:
+    """'real' when the run read ``dataset`` from a ``data_root`` (a folder, or a dict naming it), else 'synthetic'."""
+    root = provenance.get("parameters", {}).get("data_root")
+    if isinstance(root, dict):
+        return "real" if root.get(dataset) else "synthetic"
+    return "real" if root else "synthetic"
+
+
+def _score(record: dict[str, Any], key: str) -> float | None:
+    if key == "std_drop":
+        return record.get("study", {}).get("summary", {}).get("std_drop")
+    value = record.get(key)
+    return None if value is None else float(value)
+
+
+def _compare(runs_base: dict[int, dict], runs_method: dict[int, dict], keys) -> dict[str, dict | None]:
+    """Per score: baseline and method over their seeds, and the delta (method − baseline) over the seeds both have."""
+    out = {}
+    for key in keys:
+        base = {s: _score(r, key) for s, r in runs_base.items()}
+        meth = {s: _score(r, key) for s, r in runs_method.items()}
+        base = {s: v for s, v in base.items() if v is not None}
+        meth = {s: v for s, v in meth.items() if v is not None}
+        shared = sorted(set(base) & set(meth))
+        out[key] = {"baseline": summarise(base.values()) if base else None,
+                    "method": summarise(meth.values()) if meth else None,
+                    "delta": summarise(meth[s] - base[s] for s in shared) if shared else None}
+    return out
+
+
+def _groups(spec: PaperSpec, metrics: dict[str, Any], from_sweep: bool):
+    """(model, data set, variant -> {seed: record}, chance) for each group in one results file."""
+    for name, entry in metrics.items():
+        if not isinstance(entry, dict):
+            continue
+        if spec.by_dataset:
+            model, dataset = spec.baseline, name
+            variants = entry.get("variants", {}) if from_sweep else entry
+        else:
+            model = name
+            dataset = entry.get("dataset", HOME_DATASET.get(name)) if from_sweep else HOME_DATASET.get(name)
+            variants = entry.get("variants", {}) if from_sweep else entry
+        yield model, dataset, variants, entry.get("chance")
+
+
+def rows_for(spec: PaperSpec, payload: dict[str, Any], source: str, from_sweep: bool) -> list[Row]:
+    """Every (model, method) row of one notebook or sweep JSON."""
+    params = payload["provenance"].get("parameters", {})
+    size = params.get("size", "unknown")
+    metrics = payload["metrics"] if from_sweep or spec.by_dataset else payload["metrics"].get("scores", {})
+    rows = []
+    for model, dataset, variants, chance in _groups(spec, metrics, from_sweep):
+        if dataset is None or spec.baseline not in variants:
+            continue
+
+        def by_seed(variant):
+            if from_sweep:
+                return {int(r["seed"]): r for r in variants[variant].get("runs", [])}
+            return {int(params.get("seed", 0)): variants[variant]}
+
+        base = by_seed(spec.baseline)
+        for variant, label in spec.methods.items():
+            name = spec.sweep_prefix + variant if from_sweep else variant
+            if name not in variants:
+                continue
+            method = by_seed(name)
+            seeds = tuple(sorted(set(base) | set(method)))
+            setting = Setting(size, seeds, data_kind(payload["provenance"], dataset), source)
+            rows.append(Row(spec.key, model, dataset, label, setting, chance, _compare(base, method, spec.scores)))
+    return rows
+
+
+def collect(folder: Path | str, papers=tuple(PAPERS)) -> dict[str, list[Row]]:
+    """paper -> rows from every notebook and sweep JSON of that paper found in ``folder``, settings in order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"results folder {folder} does not exist; run `make reproduce` first")
+    out = {}
+    for key in papers:
+        spec = PAPERS[key]
+        rows = []
+        notebook = folder / f"{spec.notebook}.json"
+        if notebook.exists():
+            rows += rows_for(spec, read_result(notebook), notebook.name, from_sweep=False)
+        for path in sorted(folder.glob(f"sweep_{spec.sweep}_*.json")):
+            rows += rows_for(spec, read_result(path), path.name, from_sweep=True)
+        out[key] = sorted(rows, key=lambda r: (_model_order(r.model), r.dataset,
+                                               r.setting.order(), list(spec.methods.values()).index(r.method)))
+    return out
+
+
+def settings(rows: list[Row]) -> list[Setting]:
+    """The distinct settings of some rows, in display order."""
+    return sorted({r.setting for r in rows}, key=Setting.order)
+
+
+# ---------------------------------------------------------------------------------------------- printing
+
+def percent(cell: dict[str, float] | None, signed: bool = False) -> str:
+    """A 0–1 summary in percent: '90.9 ± 0.2' (several seeds), '92.1' (one), 'n/a' (not measured)."""
+    if cell is None:
+        return "n/a"
+    mean = f"{100 * cell['mean']:+.1f}" if signed else f"{100 * cell['mean']:.1f}"
+    return f"{mean} ± {100 * cell['std']:.1f}" if cell["n"] > 1 else mean
+
+
+def _columns(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def published_for(paper: str, model: str, dataset: str, score: str) -> dict[str, Published] | None:
+    """The published pair behind one score; None where the papers have no such score (``test_ood`` is the
+    synthetic data's shifted split)."""
+    if score == "test":
+        return published(paper, model, dataset)
+    if score == "std_drop":
+        return PUBLISHED_DROP_STD.get(dataset, {"baseline": UNKNOWN, "method": UNKNOWN})
+    return None
+
+
+def published_line(paper: str, model: str, dataset: str, methods, score: str = "test") -> str:
+    """'published (real data), test: without 35.48 | with CLEF unknown' (one method label per method)."""
+    pub = published_for(paper, model, dataset, score)
+    return (f"published (real data), {SCORE_LABELS[score]}: without {pub['baseline'].label()} | "
+            + " | ".join(f"with {m} {pub['method'].label()}" for m in methods))
+
+
+def format_rows(rows: list[Row], scores=None) -> str:
+    """Fixed-width text, one block per (model, data set): the published pair, then each setting's row."""
+    if not rows:
+        return "(no results for this paper in the results folder)"
+    scores = scores or list(rows[0].scores)
+    blocks = []
+    for model, dataset in dict.fromkeys((r.model, r.dataset) for r in rows):
+        mine = [r for r in rows if (r.model, r.dataset) == (model, dataset)]
+        head = f"{MODEL_NAMES.get(model, model)} on {DATASET_NAMES.get(dataset, dataset)} ({METRIC_NAMES.get(dataset, '?')}, %)"
+        lines = [head]
+        methods = list(dict.fromkeys(r.method for r in mine))
+        lines += ["  " + published_line(mine[0].paper, model, dataset, methods, k) for k in scores
+                  if published_for(mine[0].paper, model, dataset, k) is not None]
+        table = [["setting", "method", *[f"{w} {SCORE_LABELS[k]}" for k in scores for w in ("w/o", "with", "Δ")]]]
+        for r in mine:
+            cells = []
+            for k in scores:
+                c = r.scores[k]
+                cells += [percent(c["baseline"]), percent(c["method"]), percent(c["delta"], signed=True)]
+            table.append([r.setting.label, r.method, *cells])
+        lines += ["  " + line for line in _columns(table).splitlines()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def delta(rows: list[Row], model: str, method: str, score: str, size: str, data: str = "synthetic") -> dict | None:
+    """The delta summary of one row picked by model, method label, score, size and data (None if absent)."""
+    for r in rows:
+        if (r.model, r.method, r.setting.size, r.setting.data) == (model, method, size, data):
+            return r.scores[score]["delta"]
+    return None
+
+
+def _model_order(model: str) -> int:
+    names = list(MODEL_NAMES)
+    return names.index(model) if model in names else len(names)

@@ -1,0 +1,152 @@
+"""The results summary (reprolib.summary, reprolib.published) on hand-made results folders."""
+
+import json
+import os
+import subprocess
+import sys
+
+import matplotlib
+import pytest
+
+matplotlib.use("agg")
+
+from reprolib import paths, plots, published, summary  # noqa: E402
+from reprolib.published import Published  # noqa: E402
+
+
+def _write(folder, name, metrics, **parameters):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps({"metrics": metrics, "provenance": {"parameters": parameters}}))
+
+
+def _runs(values):
+    return [{"seed": s, "test": t, "test_ood": o} for s, (t, o) in values.items()]
+
+
+@pytest.fixture
+def clef_folder(tmp_path):
+    """09 at smoke size (seed 0) and a 3-seed CLEF sweep whose method lacks seed 2."""
+    _write(tmp_path, "09_clef", {"scores": {"caernet": {"baseline": {"test": 0.9, "test_ood": 0.2},
+                                                       "clef": {"test": 0.8, "test_ood": 0.5},
+                                                       "baseline_default_loss": {"test": 0.1, "test_ood": 0.1}}}},
+           size="smoke", seed=0, data_root=None)
+    _write(tmp_path, "sweep_clef_medium", {"caernet": {"dataset": "caer_s", "metric": "accuracy", "chance": 1 / 7, "variants": {
+        "baseline": {"runs": _runs({0: (0.5, 0.1), 1: (0.6, 0.2), 2: (0.7, 0.3)})},
+        "clef": {"runs": _runs({0: (0.6, 0.4), 1: (0.8, 0.4)})}}}}, size="medium", seeds=[0, 1, 2])
+    return tmp_path
+
+
+def test_published_values_need_a_status_and_unknown_ones_none():
+    with pytest.raises(ValueError, match="status"):
+        Published(31.67)
+    with pytest.raises(ValueError, match="status"):
+        Published(None, "verified")
+    with pytest.raises(ValueError, match="not one of"):
+        Published(1.0, "guessed")
+    assert Published(83.4, "verified").label() == "83.4"
+    assert Published(75.86, "quoted").label() == "75.86 (quoted)"
+    assert published.UNKNOWN.label() == "unknown" and not published.UNKNOWN.known
+
+
+def test_published_table_holds_only_what_the_notes_found():
+    known = {key: {w: p.value for w, p in pair.items() if p.known} for key, pair in published.PUBLISHED.items()}
+    assert {k: v for k, v in known.items() if v} == {
+        ("ccim", "emoticon", "emotic"): {"baseline": 35.48},
+        ("clef", "emotnet", "emotic"): {"method": 31.67},
+        ("clef", "emoticon", "emotic"): {"baseline": 35.48},
+        ("clef", "caernet", "caer_s"): {"method": 75.86},
+        ("causalmer", "mult", "iemocap"): {"baseline": 84.3, "method": 83.4},
+        ("causalmer", "mult", "mosei"): {"baseline": 51.8, "method": 50.1},
+    }
+    assert all(p.source for pair in published.PUBLISHED.values() for p in pair.values() if p.known)
+    assert published.published("ccim", "nomodel", "nodata") == {"baseline": published.UNKNOWN, "method": published.UNKNOWN}
+
+
+def test_deltas_are_paired_by_seed(clef_folder):
+    rows = summary.collect(clef_folder, papers=["clef"])["clef"]
+    assert [r.setting.label for r in rows] == ["smoke · seed 0 · synthetic", "medium · 3 seeds · synthetic"]
+    smoke, medium = rows
+    assert smoke.scores["test_ood"]["delta"] == pytest.approx({"mean": 0.3, "std": 0.0, "n": 1})
+    # baseline over seeds 0-2, CLEF over 0-1, the delta only over the seeds both have: 0.3 and 0.2
+    assert medium.scores["test_ood"]["baseline"] == pytest.approx({"mean": 0.2, "std": 0.1, "n": 3})
+    assert medium.scores["test_ood"]["delta"] == pytest.approx({"mean": 0.25, "std": 0.0707107, "n": 2})
+    assert medium.scores["test"]["delta"]["mean"] == pytest.approx(0.15)
+    assert medium.chance == pytest.approx(1 / 7) and smoke.chance is None
+    assert summary.delta(rows, "caernet", "CLEF", "test_ood", "medium") is medium.scores["test_ood"]["delta"]
+    assert summary.delta(rows, "caernet", "CLEF", "test_ood", "full") is None
+
+
+def test_table_prints_percent_published_and_spread(clef_folder):
+    text = summary.format_rows(summary.collect(clef_folder, papers=["clef"])["clef"])
+    assert "CAER-Net-S on CAER-S (accuracy, %)" in text
+    assert "without unknown | with CLEF 75.86 (quoted)" in text
+    assert "+30.0" in text and "+25.0 ± 7.1" in text and "20.0 ± 10.0" in text
+    assert summary.format_rows([]).startswith("(no results")
+
+
+def test_real_data_rows_are_labelled_and_have_no_ood(tmp_path):
+    _write(tmp_path, "09_clef", {"scores": {"caernet": {"baseline": {"test": 0.74}, "clef": {"test": 0.76}}}},
+           size="full", seed=3, data_root={"caer_s": "/data/CAER-S"})
+    _write(tmp_path, "10_causalmer_missing_modality", {"iemocap": {
+        "chance": None, "mult": {"test": 0.80, "study": {"summary": {"std_drop": 0.05}}},
+        "causalmer": {"test": 0.82, "study": {"summary": {"std_drop": 0.01}}}}},
+        size="full", seed=0, data_root={"iemocap": "/data/iemocap_data.pkl"})
+    found = summary.collect(tmp_path)
+    assert found["ccim"] == []
+    (clef,), (mer,) = found["clef"], found["causalmer"]
+    assert clef.setting.label == "full · seed 3 · real" and clef.scores["test_ood"]["delta"] is None
+    assert mer.setting.data == "real" and mer.scores["std_drop"]["delta"]["mean"] == pytest.approx(-0.04)
+    text = summary.format_rows(found["clef"])
+    assert "n/a" in text and "+2.0" in text
+    assert "std of drops: without unknown | with CausalMER unknown" in summary.format_rows(found["causalmer"])
+    for paper in ("clef", "causalmer"):
+        fig = plots.paper_summary(found[paper], title=paper)
+        assert len(fig.axes) == 2
+        matplotlib.pyplot.close(fig)
+
+
+def test_data_kind():
+    assert summary.data_kind({"parameters": {"data_root": None}}, "emotic") == "synthetic"
+    assert summary.data_kind({}, "emotic") == "synthetic"
+    assert summary.data_kind({"parameters": {"data_root": "/data"}}, "emotic") == "real"
+    assert summary.data_kind({"parameters": {"data_root": {"caer_s": "/c"}}}, "emotic") == "synthetic"
+    assert summary.data_kind({"parameters": {"data_root": {"caer_s": "/c"}}}, "caer_s") == "real"
+
+
+def test_bad_results_get_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make reproduce"):
+        summary.collect(tmp_path / "missing")
+    (tmp_path / "08_ccim.json").write_text("{not json")
+    with pytest.raises(ValueError, match="08_ccim.json: not valid JSON"):
+        summary.collect(tmp_path)
+    (tmp_path / "08_ccim.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match="08_ccim.json: expected an object"):
+        summary.collect(tmp_path)
+
+
+def test_committed_results_summarise():
+    """The repository's own results: every paper has smoke and medium rows on synthetic data."""
+    found = summary.collect(paths.repo_root() / "results")
+    for paper, rows in found.items():
+        sizes = {r.setting.size for r in rows}
+        assert {"smoke", "medium"} <= sizes, (paper, sizes)
+
+
+def test_notebook_runs_on_real_data_results(tmp_path):
+    """Notebook 11 end to end (papermill) on a folder holding only real-data results."""
+    results = tmp_path / "in"
+    _write(results, "08_ccim", {"scores": {"emotnet": {"baseline": {"test": 0.27}, "dot_product": {"test": 0.28},
+                                                      "additive": {"test": 0.26}}}},
+           size="full", seed=0, data_root={"emotic": "/data/emotic"})
+    out = tmp_path / "out"
+    env = dict(os.environ, REPROLIB_RESULTS=str(out), TQDM_DISABLE="1", MPLBACKEND="agg")
+    nb = paths.notebooks_dir() / "11_summary.ipynb"
+    subprocess.run([sys.executable, "-m", "papermill", str(nb), str(tmp_path / "run.ipynb"), "-p", "results_from",
+                    str(results), "-p", "size", "full", "--cwd", str(nb.parent), "-k", "python3"],
+                   check=True, env=env, capture_output=True)
+    written = json.loads((out / "11_summary.json").read_text())["metrics"]
+    assert [r["data"] for r in written["ccim"]] == ["real", "real"]
+    assert written["clef"] == [] and written["causalmer"] == []
+    assert (out / "figures" / "11_summary_ccim.png").exists()
+    executed = (tmp_path / "run.ipynb").read_text()
+    assert "nothing yet" in executed and "claims checked on 0 synthetic rows" in executed
