@@ -116,17 +116,19 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from . import mer, sweeps
+    from . import distributed, mer, sweeps
 
+    log = print if distributed.is_main() else (lambda *_, **__: None)  # under torchrun, rank 0 speaks
     try:
         if args.method == "causalmer":
-            table = mer.sweep(args.size, args.seeds, args.only or mer.DATASETS)
+            table = mer.sweep(args.size, args.seeds, args.only or mer.DATASETS, log=log)
         else:
-            table = sweeps.sweep(args.method, args.size, args.seeds, args.only, reuse_baselines=args.reuse_baselines)
+            table = sweeps.sweep(args.method, args.size, args.seeds, args.only, log=log,
+                                 reuse_baselines=args.reuse_baselines)
     except ValueError as exc:
         print(f"{PROG} sweep: error: {exc}", file=sys.stderr)
         return 2
-    print((mer if args.method == "causalmer" else sweeps).format_table(table))
+    log((mer if args.method == "causalmer" else sweeps).format_table(table))
     return 0
 
 

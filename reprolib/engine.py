@@ -15,6 +15,8 @@ What the loop guarantees:
   run so that it ends exactly as an uninterrupted one would; checkpoints load with
   ``weights_only=True``;
 * **a NaN or infinite loss stops the run** with :class:`NonFiniteLossError` naming epoch and step;
+* **multi-GPU under torchrun**: DistributedDataParallel with a shard of the training set per process
+  and the same validation everywhere (:mod:`reprolib.distributed`); one process otherwise;
 * **on CUDA**: bf16 autocast (fp16 with a gradient scaler where bf16 is missing), channels-last
   memory format, pinned memory and worker processes; on CPU none of these, so smoke runs stay
   bit-for-bit reproducible.
@@ -34,6 +36,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from reprolib import distributed
 from reprolib.progress import progress
 from reprolib.seed import seed_everything
 
@@ -131,12 +134,28 @@ class _Accel:
 
 
 def _loader(data: Dataset, batch_size: int, shuffle: bool, device: torch.device, num_workers: int | None,
-            generator: torch.Generator | None = None, drop_last: bool = False) -> DataLoader:
+            generator: torch.Generator | None = None, drop_last: bool = False, sampler=None) -> DataLoader:
     cuda = device.type == "cuda"
     if num_workers is None:
         num_workers = min(8, os.cpu_count() or 1) if cuda else 0
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      generator=generator if sampler is None else None, drop_last=drop_last,
                       num_workers=num_workers, pin_memory=cuda, persistent_workers=num_workers > 0)
+
+
+class _TrainingLoss(nn.Module):
+    """A model and its training loss as one module: under DDP the whole step, including a model's own
+    ``training_loss``, must run through the wrapper's forward for the gradients to be synchronised."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, target_key: str):
+        super().__init__()
+        self.model, self.loss_fn, self.target_key = model, loss_fn, target_key
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        own_loss = getattr(self.model, "training_loss", None)
+        if own_loss is not None:
+            return own_loss(batch)
+        return self.loss_fn(self.model(batch), batch[self.target_key])
 
 
 @torch.no_grad()
@@ -188,14 +207,21 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
     called after each epoch's checkpoint is written.
     """
     generator = seed_everything(seed)
-    dev = select_device(device)
+    distributed.init()
+    world = distributed.world_size()
+    dev = distributed.device() if distributed.active() else select_device(device)
     accel = _Accel.for_device(dev, amp)
+    if distributed.active() and dev.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over the global batch
     model.to(dev)
     if accel.channels_last:
         model.to(memory_format=torch.channels_last)
     metric = metric or default_metric
-    own_loss = getattr(model, "training_loss", None)
-    loss_fn = loss_fn or default_loss
+    step_loss = _TrainingLoss(model, loss_fn or default_loss, target_key)
+    if distributed.active():
+        # static_graph: every step uses the same parameters, so DDP may skip searching for unused ones
+        step_loss = nn.parallel.DistributedDataParallel(
+            step_loss, device_ids=[dev.index] if dev.type == "cuda" else None, static_graph=True)
     params = param_groups(model) if param_groups else [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
@@ -207,6 +233,8 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
     scaler = torch.amp.GradScaler("cuda", enabled=accel.amp_dtype == torch.float16)
     config = {"lr": lr, "weight_decay": weight_decay, "batch_size": batch_size, "seed": seed,
               "optimizer": optimizer, "lr_step": lr_step, "lr_gamma": lr_gamma, "n_train": len(train)}
+    if world > 1:
+        config["world_size"] = world
 
     result = FitResult()
     best_state = None
@@ -233,16 +261,24 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
             best_state = state["best_model"]
             start_epoch = result.resumed_from = int(state["epoch"])
 
-    loader = _loader(train, batch_size, True, dev, num_workers, generator, drop_last=len(train) > batch_size)
+    drop_last = len(train) > batch_size
+    sampler = None
+    if world > 1:  # each process takes its shard of every epoch's permutation; batch_size stays global
+        sampler = torch.utils.data.DistributedSampler(train, num_replicas=world, rank=distributed.rank(),
+                                                      shuffle=True, seed=seed, drop_last=drop_last)
+    loader = _loader(train, max(1, batch_size // world), True, dev, num_workers, generator, drop_last=drop_last,
+                     sampler=sampler)
     bar = progress(range(start_epoch, epochs), desc=desc, initial=start_epoch, total=epochs)
     for epoch in bar:
         started = time.perf_counter()
-        model.train()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        step_loss.train()
         losses = []
         for step, batch in enumerate(loader):
             batch = to_device(batch, dev, accel.channels_last)
             with accel.autocast():
-                loss = own_loss(batch) if own_loss is not None else loss_fn(model(batch), batch[target_key])
+                loss = step_loss(batch)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
             opt.zero_grad(set_to_none=True)
@@ -250,6 +286,7 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
             scaler.step(opt)
             scaler.update()
             losses.append(loss.item())
+        distributed.average_buffers(model)
         current_lr = opt.param_groups[0]["lr"]
         if sched is not None:
             sched.step()
@@ -262,7 +299,7 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
         if score > result.best_val:
             result.best_val, result.best_epoch = score, epoch + 1
             best_state = copy.deepcopy(model.state_dict())
-        if ckpt_path is not None:
+        if ckpt_path is not None and distributed.is_main():
             _atomic_save({
                 "epoch": epoch + 1, "config": config, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched is not None else None, "scaler": scaler.state_dict(),

@@ -16,6 +16,9 @@ def bars_disabled() -> bool:
 
 
 def progress(iterable=None, **kwargs):
-    """``tqdm.auto.tqdm`` with ``disable`` defaulting to the ``TQDM_DISABLE`` environment variable."""
-    kwargs.setdefault("disable", bars_disabled())
+    """``tqdm.auto.tqdm`` with ``disable`` defaulting to the ``TQDM_DISABLE`` environment variable
+    (and on, under torchrun, on rank 0 only)."""
+    from reprolib import distributed
+
+    kwargs.setdefault("disable", bars_disabled() or not distributed.is_main())
     return tqdm(iterable, **kwargs)

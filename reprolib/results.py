@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from reprolib import distributed
 from reprolib.paths import repo_root, results_dir
 
 
@@ -57,8 +58,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def write_metrics(name: str, metrics: dict[str, Any], parameters: dict[str, Any] | None = None,
                   folder: Path | None = None) -> Path:
-    """Save ``results/<name>.json`` = {"metrics": ..., "provenance": ...}; returns the path."""
+    """Save ``results/<name>.json`` = {"metrics": ..., "provenance": ...}; returns the path. Under
+    torchrun only rank 0 writes (every rank holds the same synchronised results)."""
     path = (folder or results_dir()) / f"{name}.json"
+    if not distributed.is_main():
+        return path
     payload = {"metrics": metrics, "provenance": provenance(parameters)}
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
     return path
@@ -67,6 +71,8 @@ def write_metrics(name: str, metrics: dict[str, Any], parameters: dict[str, Any]
 def save_figure(fig, name: str, folder: Path | None = None, dpi: int = 80) -> Path:
     """Save ``results/figures/<name>.png`` at a modest resolution (committed PNGs stay small)."""
     path = (folder or results_dir()) / "figures" / f"{name}.png"
+    if not distributed.is_main():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     return path

@@ -183,7 +183,7 @@ class ConfounderDictionary:
         """Write ``path`` (.npz) atomically; returns it."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # concurrent writers (torchrun ranks) never share it
         meta = json.dumps({"format": DICTIONARY_FORMAT, **self.provenance}, sort_keys=True)
         np.savez(tmp, Z=self.Z, P=self.P, provenance=np.array(meta))
         os.replace(tmp, path)

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image, ImageDraw
 
+from reprolib import distributed
 from reprolib.data import draw as D
 from reprolib.data.caers import CLASSES as CAERS_FORMAT_CLASSES
 from reprolib.data.emotic import CATEGORIES as EMOTIC_FORMAT_CATEGORIES
@@ -101,9 +102,14 @@ def build_cached(root: str | os.PathLike, name: str, seed: int, knobs: dict[str,
     """Return the cached dataset folder, writing it first (atomically) when it is missing.
 
     ``writer(tmp_dir, rng)`` writes every file and returns the ground-truth dictionary, which is saved
-    as the sidecar together with the arguments.
+    as the sidecar together with the arguments. Processes that build the same folder at once all
+    return the one that landed first; under torchrun rank 0 builds it and the others reuse it.
     """
-    target = dataset_dir(root, name, seed, knobs)
+    with distributed.main_process_first():
+        return _build_once(dataset_dir(root, name, seed, knobs), name, seed, knobs, writer)
+
+
+def _build_once(target: Path, name: str, seed: int, knobs: dict[str, Any], writer) -> Path:
     if (target / _COMPLETE_MARKER).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -113,9 +119,14 @@ def build_cached(root: str | os.PathLike, name: str, seed: int, knobs: dict[str,
         truth = {"generator": name, "version": GENERATOR_VERSION, "seed": int(seed), "knobs": knobs, **truth}
         (tmp / TRUTH_FILE).write_text(json.dumps(truth, sort_keys=True))
         (tmp / _COMPLETE_MARKER).write_text("complete\n")  # no timestamps: same arguments, same bytes
-        if target.exists():  # a stale, incomplete folder from an older crash
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        if target.exists() and not (target / _COMPLETE_MARKER).exists():  # left incomplete by an older crash
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process renamed its copy into place first: keep that one
+            if not (target / _COMPLETE_MARKER).exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -842,7 +853,13 @@ def make_mult(path: str | os.PathLike, dataset: str = "iemocap", seed: int = 0, 
     ``left_pad`` (0.0), ``audio_nonfinite`` (0), IEMOCAP ``emotion_probs`` (0.35, 0.125, 0.255, 0.27),
     MOSEI ``sentiment_mean`` (0.3) and ``sentiment_std`` (1.2). The ground truth (what each modality
     showed, the shortcut) is not written; :func:`generate_mult` recomputes it from the same arguments.
+    Under torchrun, rank 0 writes the file first and the other processes then reuse it.
     """
+    with distributed.main_process_first():
+        return _write_mult(path, dataset, seed, knobs)
+
+
+def _write_mult(path: str | os.PathLike, dataset: str, seed: int, knobs: dict[str, Any]) -> Path:
     import pickle
 
     from reprolib.data.mult import mult_filename
