@@ -98,16 +98,19 @@ def per_class_bars(values: dict[str, np.ndarray], class_names, ylabel: str = "AP
     return fig
 
 
-def per_class_panels(panels: dict[str, dict[str, np.ndarray]], class_names, ylabel: str):
+def per_class_panels(panels: dict[str, dict[str, np.ndarray]], class_names, ylabel: str, title: str = ""):
     """Side-by-side :func:`per_class_bars` panels with a shared y axis, one per title (e.g. one
-    group of images each), so that the same quantities can be compared across the groups."""
+    group of images each), so that the same quantities can be compared across the groups; ``title``
+    goes above them all, clear of the panel titles."""
     width = min(14, len(panels) * max(4.2, 0.25 * len(class_names)))
     fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.2), sharey=True, squeeze=False)
-    for ax, (title, values) in zip(axes[0], panels.items()):
+    for ax, (panel, values) in zip(axes[0], panels.items()):
         _class_bars(ax, values, class_names, ylabel if ax is axes[0][0] else "")
         ax.axhline(0, color="grey", lw=0.6)
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+        ax.set_title(panel, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.94) if title else None)
     return fig
 
 
