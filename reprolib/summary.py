@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from reprolib.published import PUBLISHED_DROP_STD, UNKNOWN, Published, published
+from reprolib.sweeps import baseline_builders, summarise
 
 MODEL_NAMES = {"emotnet": "EMOT-Net", "gnncnn": "GNN-CNN", "caernet": "CAER-Net-S", "cdnet": "CD-Net",
                "emoticon": "EmotiCon", "mult": "MulT"}
 DATASET_NAMES = {"emotic": "EMOTIC", "caer_s": "CAER-S", "iemocap": "IEMOCAP", "mosei": "CMU-MOSEI"}
 METRIC_NAMES = {"emotic": "mAP", "caer_s": "accuracy", "iemocap": "mean accuracy", "mosei": "acc7"}
-# Home data set of each image baseline, as in the notebooks and sweeps (reprolib.sweeps.baseline_builders).
-HOME_DATASET = {"emotnet": "emotic", "gnncnn": "emotic", "emoticon": "emotic", "caernet": "caer_s", "cdnet": "caer_s"}
+# Home data set of each image baseline, where the notebooks and sweeps train it.
+HOME_DATASET = {name: kind for name, (kind, _) in baseline_builders("smoke").items()}
 SIZE_ORDER = ("smoke", "medium", "full")
 SCORE_LABELS = {"test": "test", "test_ood": "test_ood", "std_drop": "std of drops"}
 
@@ -89,12 +88,6 @@ class Row:
         return published_for(self.paper, self.model, self.dataset, score)
 
 
-def summarise(values) -> dict[str, float]:
-    """Mean, sample std (0 for one value) and count, as :func:`reprolib.sweeps.summarise`."""
-    arr = np.asarray(list(values), dtype=float)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
-
-
 # ---------------------------------------------------------------------------------------------- reading
 
 def read_result(path: Path) -> dict[str, Any]:
@@ -133,9 +126,9 @@ def _compare(runs_base: dict[int, dict], runs_method: dict[int, dict], keys) -> 
         base = {s: v for s, v in base.items() if v is not None}
         meth = {s: v for s, v in meth.items() if v is not None}
         shared = sorted(set(base) & set(meth))
-        out[key] = {"baseline": summarise(base.values()) if base else None,
-                    "method": summarise(meth.values()) if meth else None,
-                    "delta": summarise(meth[s] - base[s] for s in shared) if shared else None}
+        out[key] = {"baseline": summarise(list(base.values())) if base else None,
+                    "method": summarise(list(meth.values())) if meth else None,
+                    "delta": summarise([meth[s] - base[s] for s in shared]) if shared else None}
     return out
 
 
@@ -144,14 +137,11 @@ def _groups(spec: PaperSpec, metrics: dict[str, Any], from_sweep: bool):
     for name, entry in metrics.items():
         if not isinstance(entry, dict):
             continue
+        variants = entry.get("variants", {}) if from_sweep else entry
         if spec.by_dataset:
-            model, dataset = spec.baseline, name
-            variants = entry.get("variants", {}) if from_sweep else entry
+            yield spec.baseline, name, variants, entry.get("chance")
         else:
-            model = name
-            dataset = entry.get("dataset", HOME_DATASET.get(name)) if from_sweep else HOME_DATASET.get(name)
-            variants = entry.get("variants", {}) if from_sweep else entry
-        yield model, dataset, variants, entry.get("chance")
+            yield name, entry.get("dataset", HOME_DATASET.get(name)), variants, entry.get("chance")
 
 
 def rows_for(spec: PaperSpec, payload: dict[str, Any], source: str, from_sweep: bool) -> list[Row]:
