@@ -290,9 +290,8 @@ def _published_bars(ax, x: float, pair, offsets: dict, colours, width: float) ->
     if pair is None:
         ax.text(x, 0.02, "n/a", transform=trans, ha="center", va="bottom", fontsize=7, color="0.4")
         return
-    for j, (who, entry) in enumerate(zip(offsets, [pair["baseline"]] + [pair["method"]] * (len(offsets) - 1))):
-        if j > 1:
-            break  # the papers publish one "with" number; it is drawn on the first method's slot
+    # the papers publish one "with" number: it goes on the first method's slot
+    for j, (who, entry) in enumerate(zip(list(offsets)[:2], (pair["baseline"], pair["method"]))):
         if entry.known:
             ax.bar(offsets[who], entry.value, width, color=colours[j], edgecolor="white",
                    hatch=None if entry.status == "verified" else "///")
