@@ -25,11 +25,54 @@ def git_commit() -> str | None:
         return None
 
 
+LOCK_FILE = "requirements/lock.txt"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo, else what the platform module says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def lock_fingerprint() -> dict[str, Any] | None:
+    """Which lock file the environment was installed from: its path and SHA-256 (first 12 hex digits).
+    ``make setup`` stamps the venv with it; without the stamp (a hand-made environment) it is None."""
+    import hashlib
+
+    stamp = Path(sys.prefix) / ".installed-stamp"
+    if not stamp.exists():
+        return None
+    lock = repo_root() / LOCK_FILE
+    installed = stamp.read_text().strip()
+    current = hashlib.sha256(lock.read_bytes()).hexdigest()[:12] if lock.exists() else None
+    return {"file": LOCK_FILE, "sha256": installed or None, "matches_checkout": bool(installed) and installed == current}
+
+
+def machine() -> dict[str, Any]:
+    """What a trained number depends on beyond its seed: the CPU and the instruction set torch dispatches
+    to, the thread count, and the GPU if one is used."""
+    import torch
+
+    info = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "gpu": None}
+    if torch.cuda.is_available():
+        info["gpu"] = {"name": torch.cuda.get_device_name(0), "count": torch.cuda.device_count(),
+                       "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+    return info
+
+
 def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Who/what/when of a run: parameters, library versions, git commit, device."""
+    """Who/what/when of a run: parameters, machine, library versions and lock, git commit, device."""
+    import matplotlib
     import numpy
     import sklearn
     import torch
+    import torchvision
 
     return {
         "parameters": parameters or {},
@@ -37,7 +80,10 @@ def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         "git_commit": git_commit(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "versions": {"torch": torch.__version__, "numpy": numpy.__version__, "sklearn": sklearn.__version__},
+        "machine": machine(),
+        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+                     "sklearn": sklearn.__version__, "matplotlib": matplotlib.__version__},
+        "lock": lock_fingerprint(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
 

@@ -75,7 +75,10 @@ def test_metrics_and_figures_are_written_with_provenance(tmp_path):
     path = write_metrics("demo", {"acc": np.float32(0.5)}, {"seed": 1}, folder=tmp_path)
     payload = json.loads(path.read_text())
     assert payload["metrics"]["acc"] == 0.5 and payload["provenance"]["parameters"] == {"seed": 1}
-    assert {"git_commit", "versions", "created"} <= set(payload["provenance"])
+    prov = payload["provenance"]
+    assert {"git_commit", "versions", "created", "machine", "lock"} <= set(prov)
+    assert {"cpu", "cpu_capability", "torch_threads", "gpu"} <= set(prov["machine"])
+    assert {"torch", "torchvision", "numpy", "sklearn"} <= set(prov["versions"])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     fig, ax = plt.subplots()
     ax.plot([0, 1])
