@@ -5,6 +5,7 @@ Commands:
   refresh     re-execute committed notebooks in place at smoke size (contributors)
   sweep       multi-seed runs (baselines plain, ± CCIM, ± CLEF; MulT ± CausalMER), mean ± std table
   bench       performance ratios measured in one run (results/bench.json)
+  seeds       run the notebooks at more seeds and write the evidence file results/seeds_smoke.json
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
 ``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
@@ -13,6 +14,7 @@ To add a command, write ``_add_<name>(subparsers)`` that registers its parser an
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -178,6 +180,54 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench)
 
 
+def _cmd_seeds(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import paths, runner, seeds
+
+    workdir = Path(args.workdir) if args.workdir else paths.repo_root() / "results" / "executed" / "seeds"
+    try:
+        notebooks = [p.stem for p in runner.select_notebooks(runner.find_notebooks(), args.only)
+                     if p.stem not in seeds.DERIVED]
+    except runner.SelectionError as exc:
+        print(f"{PROG} seeds: error: {exc}", file=sys.stderr)
+        return 2
+    if not args.collect_only:
+        failed = seeds.run(args.seeds, notebooks, workdir, jobs=args.jobs)
+        if failed:
+            print(f"{PROG} seeds: {failed} seed run(s) failed; see the run.log files under {workdir}",
+                  file=sys.stderr)
+            return 1
+    folders = {0: paths.repo_root() / "results", **{s: seeds.seed_folder(workdir, s) / "results" for s in args.seeds}}
+    try:
+        evidence = seeds.collect(notebooks, folders)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"{PROG} seeds: error: {exc}", file=sys.stderr)
+        return 1
+    if args.only and seeds.evidence_path().exists():  # refresh some notebooks, keep the others
+        kept = json.loads(seeds.evidence_path().read_text())["notebooks"]
+        evidence["notebooks"] = {**kept, **evidence["notebooks"]}
+    print(f"wrote {seeds.write(evidence)} ({len(evidence['notebooks'])} notebooks, seeds "
+          f"{sorted(folders)})")
+    return 0
+
+
+def _add_seeds(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "seeds",
+        help="run the notebooks at more seeds (default 1 2) and write results/seeds_smoke.json with the "
+        "committed seed-0 results: the evidence the claims and the metric bands rest on",
+        description="Seed 0 is the committed run (results/<notebook>.json, from `make reproduce` or "
+        "`reprolib refresh`); the other seeds run here, each in results/executed/seeds/seed_N/.",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="seeds to run besides 0 (default: 1 2)")
+    p.add_argument("--only", nargs="+", metavar="NB", help="notebooks (default: every one that trains)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run at a time (threads are shared out)")
+    p.add_argument("--workdir", metavar="DIR", help="where the seed runs go (default results/executed/seeds)")
+    p.add_argument("--collect-only", action="store_true", help="do not run; collect the runs already there")
+    p.set_defaults(func=_cmd_seeds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -188,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_refresh(subparsers)
     _add_sweep(subparsers)
     _add_bench(subparsers)
+    _add_seeds(subparsers)
     return parser
 
 
