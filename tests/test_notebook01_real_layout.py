@@ -34,5 +34,5 @@ def test_notebook_01_runs_on_the_real_caer_s_layout(tmp_path, monkeypatch):
 
     metrics = json.loads((results / "01_context_bias.json").read_text())["metrics"]
     assert set(metrics["scores"]["context probe"]) == {"test"}     # no test_ood in real CAER-S
-    assert metrics["claims"] == {} and metrics["nmi_emotion_true_scene"] is None
+    assert metrics["claims"] == {} and metrics["nmi_emotion_true_scene"] is None  # nothing stated on real data
     assert set(metrics["nmi_emotion_kmeans_group"]) == {"train"}

@@ -341,3 +341,21 @@ def test_sanitize_makes_machine_dependent_text_equal(ours, theirs):
 )
 def test_sanitize_keeps_real_differences(ours, theirs):
     assert _sanitize(ours) != _sanitize(theirs)
+
+
+# --------------------------------------------------------------------------- what nbval compares
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_claim_verdicts_and_machine_independent_cells_are_compared(path):
+    """`make nbval` runs in lax mode: only marked cells are compared. The claims' verdicts (no values)
+    must be among them, and so must the configuration printout of every notebook."""
+    nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    checked = [c for c in code if CHECK_MARK in c.source]
+    assert any("claims.check(" in c.source for c in checked), f"{path.name}: the claims cell is not marked {CHECK_MARK}"
+    assert CHECK_MARK in code[1].source, f"{path.name}: the configuration cell after the parameters is not marked"
+    both = [c.source.splitlines()[0] for c in checked if "NBVAL_IGNORE_OUTPUT" in c.source]
+    assert not both, f"{path.name}: cells marked both to check and to ignore: {both}"
