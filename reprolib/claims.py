@@ -135,15 +135,17 @@ class Claims:
     def all_hold(self) -> bool:
         return all(c.holds for c in self.items)
 
-    def check(self, parameters: Mapping[str, Any], evidence: Mapping[str, Any] | None = None) -> "Claims":
+    def check(self, parameters: Mapping[str, Any], evidence: Mapping[str, Any] | None = None) -> None:
         """Print each claim with holds / does not hold (no values: this printout is the same on every
-        machine where the claims hold) and raise :class:`ClaimFailed` if any fails at the measured
-        setting. Call :meth:`as_json` before, or catch nothing: the values are printed by
-        :meth:`table` and saved with the results."""
+        machine where the claims hold) and decide whether they are asserted; :meth:`raise_if_failed`
+        raises later, after the results are written. The values are printed by :meth:`table`.
+
+        Returns None on purpose: nbval runs cells without storing history, so IPython's trailing-``;``
+        rule does not hide a returned object there, and a repr would be an output nbval compares."""
         self.enforced = self.over_seeds or measured_setting(self.notebook, parameters, evidence)
         if not self.items:
             print("no claims apply to this run (they are stated for the synthetic data)")
-            return self
+            return
         mode = ("asserted (statistics over seeds)" if self.over_seeds
                 else "asserted (the setting measured over seeds)" if self.enforced
                 else "reported, not asserted (not the setting they were measured at over seeds)")
@@ -155,7 +157,6 @@ class Claims:
         else:
             failed = [c.name for c in self.items if not c.holds]
             print(f"{len(failed)} of {len(self.items)} claims do not hold")
-        return self
 
     def raise_if_failed(self) -> None:
         """At the measured setting, a failed claim is an error (after the results were written)."""
