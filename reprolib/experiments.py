@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprolib import metrics
+from reprolib import metrics, runstore
 from reprolib.causal.dictionary import (ConfounderDictionary, build_dictionary, dictionary_backbone,
                                        extract_features)
 from reprolib.data import synthetic
@@ -27,7 +27,7 @@ from reprolib.data.caers import open_caers_splits
 from reprolib.data.emotic import CATEGORIES as EMOTIC_CATEGORIES
 from reprolib.data.emotic import Emotic
 from reprolib.data.mult import IEMOCAP_EMOTIONS, load_mult
-from reprolib.engine import FitResult, default_metric, fit, predict
+from reprolib.engine import FitResult, default_metric, fit, place, predict
 from reprolib.paths import data_dir
 from reprolib.seed import seed_everything
 
@@ -159,11 +159,35 @@ class Run:
 
 def train_and_score(build: Callable[[], nn.Module], data: DataBundle, *, seed: int = 0,
                     checkpoint_dir: str | Path | None = None, **fit_kwargs) -> Run:
-    """Seed, build the model, fit on train (selecting on val), score every evaluation split."""
+    """Seed, build the model, fit on train (selecting on val), score every evaluation split.
+
+    A run whose code, initial model, data, seed and settings all match one already trained (by this
+    notebook earlier or by another, e.g. notebook 03's EMOT-Net in notebook 08) is loaded from
+    :mod:`reprolib.runstore` instead of trained again: the same weights and history, so the same
+    scores. ``REPROLIB_NO_RUN_REUSE=1`` trains every run."""
     seed_everything(seed)  # before building: the initial weights come from this seed
     model = build()
-    result = fit(model, data.splits["train"], data.splits["val"], seed=seed, target_key=data.target_key,
-                 checkpoint_dir=checkpoint_dir, **{"metric": data.metric, **fit_kwargs})
+    description = None
+    if runstore.enabled() and "metric" not in fit_kwargs:
+        try:
+            description = runstore.describe_run(model, data, seed, fit_kwargs)
+        except runstore.Unfingerprintable:
+            description = None
+    entry = runstore.load(description) if description is not None else None
+    if entry is not None:
+        place(model, fit_kwargs.get("device"))
+        model.load_state_dict(entry["model"])
+        runstore.restore_random_states(entry["random_states"])
+        result = FitResult(history=list(entry["history"]), best_epoch=int(entry["best_epoch"]),
+                           best_val=float(entry["best_val"]))
+        print(f"{fit_kwargs.get('desc', 'run')}: reusing the run trained as '{entry['origin']}' "
+              "(same code, data, initial weights, seed and settings)")
+    else:
+        result = fit(model, data.splits["train"], data.splits["val"], seed=seed, target_key=data.target_key,
+                     checkpoint_dir=checkpoint_dir, **{"metric": data.metric, **fit_kwargs})
+        if description is not None:
+            runstore.save(description, model.state_dict(), result.history, result.best_epoch, result.best_val,
+                          origin=str(fit_kwargs.get("desc", "run")))
     run = Run(model=model, fit=result)
     for split in data.eval_splits():
         logits, targets = predict(model, data.splits[split], target_key=data.target_key, desc=split)

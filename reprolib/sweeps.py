@@ -37,6 +37,18 @@ SMOKE_SIZES = {"caer_s": {"train": 1400, "val": 350, "test": 700, "test_ood": 70
                "emotic": {"train": 900, "val": 250, "test": 500, "test_ood": 500}}
 
 
+EXTRA_VIEWS = {"emoticon": ("pose", "depth")}  # the EMOTIC views beyond body and context a baseline reads
+
+
+def extra_views(kind: str, names) -> tuple[str, ...]:
+    """The extra EMOTIC views (pose, depth) that the named baselines read; none on other data.
+    Opening only what is read keeps the dataset of notebooks 03, 08 and 09 the same, so that a
+    run one of them trained is found and reused by the others (:mod:`reprolib.runstore`)."""
+    if kind != "emotic":
+        return ()
+    return tuple(dict.fromkeys(view for name in names for view in EXTRA_VIEWS.get(name, ())))
+
+
 def baseline_builders(size: str) -> dict[str, tuple[str, Callable]]:
     """name -> (home dataset, build(data, backbone)); the same constructors the notebooks call."""
     from reprolib.models.caernet import CAERNetS
@@ -134,7 +146,7 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
             sizes = {s: n * spec["scale"] for s, n in SMOKE_SIZES[kind].items()}
             data[kind] = experiments.open_data(
                 kind, seed=0, synthetic_knobs={"sizes": sizes}, subject_size=subject, context_size=context,
-                image_size=image, extra_views=("pose", "depth") if kind == "emotic" else ())
+                image_size=image, extra_views=extra_views(kind, names))
             if method == "ccim":
                 dictionaries[kind] = experiments.dictionary_for(data[kind], DICTIONARY_SIZE)
         d = data[kind]
