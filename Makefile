@@ -11,8 +11,14 @@ PIP_TOOLS := pip-tools==7.6.2
 ARGS ?=
 # Headless and quiet under test: no progress bars in compared outputs, no GUI backend.
 TEST_ENV := TQDM_DISABLE=1 MPLBACKEND=agg PYTHONHASHSEED=0
+# Tests and notebooks run JOBS at a time (two on two cores or more), each with cores/JOBS threads:
+# on CPU, two one-thread kernels get through the suite sooner than one two-thread kernel.
+CORES := $(shell $(PYTHON) -c "import os; print(os.cpu_count() or 1)" 2>/dev/null || echo 1)
+JOBS ?= $(shell [ $(CORES) -ge 2 ] && echo 2 || echo 1)
+THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
+PARALLEL_ENV := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(THREADS)} MKL_NUM_THREADS=$${MKL_NUM_THREADS:-$(THREADS)}
 
-.PHONY: setup lock reproduce test unit nbval seeds bench lab clean-data
+.PHONY: setup lock reproduce test unit nbval seeds bench lab clean-data clean-checkpoints
 
 setup: $(STAMP)
 
@@ -31,25 +37,27 @@ lock:
 	"$$tmp/bin/pip-compile" --quiet --strip-extras --extra test --no-emit-index-url --no-emit-find-links \
 	  --output-file $(LOCK) pyproject.toml requirements/pins.in
 
-## Execute every notebook headless at smoke size into results/ (ARGS="--only 01 -p epochs=3" etc.)
+## Execute every notebook headless at smoke size into results/, JOBS at a time (ARGS="--only 01 -p epochs=3" etc.)
 reproduce: $(STAMP)
-	MPLBACKEND=agg $(PY) -m reprolib reproduce $(ARGS)
+	MPLBACKEND=agg $(PY) -m reprolib reproduce --jobs $(JOBS) $(ARGS)
 
 ## Unit tests, then nbval over the committed notebooks, then the trained metrics of that run against
 ## the committed multi-seed bands. The notebooks' results go to a scratch folder that starts as a copy
 ## of the committed results/ (the summary notebook 11 reads the sweeps and bench.json).
 ## nbval runs in --nbval-lax mode: it executes every cell (an error or a failed claim fails the test)
 ## but compares only the outputs of cells marked "# NBVAL_CHECK_OUTPUT", the machine-independent ones.
+## Both run JOBS at a time with pytest-xdist; nbval keeps each notebook on one worker, in number order.
 test: unit nbval
 
 unit: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -q tests
+	$(TEST_ENV) $(PARALLEL_ENV) $(PY) -m pytest -q -n $(JOBS) tests
 
 nbval: $(STAMP)
 	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
 	if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$(CURDIR)" ]; then git archive HEAD results | tar -x -C "$$scratch"; \
 	else cp -R results "$$scratch/"; fi && \
-	$(TEST_ENV) REPROLIB_RESULTS="$$scratch/results" $(PY) -m pytest -q --nbval-lax --nbval-current-env \
+	$(TEST_ENV) $(PARALLEL_ENV) REPROLIB_RESULTS="$$scratch/results" $(PY) -m pytest -q -n $(JOBS) --dist loadfile \
+	  --no-loadscope-reorder --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:python notebooks && \
 	$(TEST_ENV) REPROLIB_FRESH_RESULTS="$$scratch/results" $(PY) -m pytest -q tests/test_fresh_results.py
 
@@ -70,3 +78,7 @@ lab: $(STAMP)
 ## Delete the cached synthetic datasets (they are regenerated on demand).
 clean-data:
 	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+
+## Delete the training checkpoints and the stored runs that notebooks reuse (results/checkpoints/, git-ignored).
+clean-checkpoints:
+	rm -rf results/checkpoints

@@ -21,6 +21,16 @@ from collections.abc import Sequence
 PROG = "reprolib"
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from . import runner
 
@@ -33,6 +43,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             notebooks_folder=args.notebooks,
             execution_timeout=args.cell_timeout,
             progress=not args.no_progress,
+            jobs=args.jobs,
         )
     except (runner.SelectionError, runner.ParameterError) as exc:
         print(f"{PROG} reproduce: error: {exc}", file=sys.stderr)
@@ -88,6 +99,9 @@ def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help="fail a cell that runs longer than this (default: no limit)",
     )
+    p.add_argument("--jobs", type=_positive_int, metavar="N",
+                   help="notebooks at a time, threads shared out (default: 2 at smoke size on 2+ cores, "
+                   "1 at full size)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_reproduce)
 
@@ -100,9 +114,7 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     except runner.SelectionError as exc:
         print(f"{PROG} refresh: error: {exc}", file=sys.stderr)
         return 2
-    for path in paths:
-        print(f"refreshing {path.name} ...", flush=True)
-        runner.refresh_committed(path)
+    runner.refresh_all(paths, jobs=args.jobs)
     return 0
 
 
@@ -114,6 +126,8 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
         "progress bars off and run metadata stripped. Commit the result together with results/.",
     )
     p.add_argument("only", nargs="+", metavar="NB", help="notebooks: number prefix (01) or full name")
+    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+                   help="notebooks at a time, as `reproduce` and `make nbval` run them (default: as reproduce)")
     p.set_defaults(func=_cmd_refresh)
 
 

@@ -192,6 +192,44 @@ def headless_environment() -> Iterator[None]:
             os.environ["MPLBACKEND"] = previous
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def default_jobs(size: str = "smoke") -> int:
+    """Notebooks run at a time by default: two at smoke size where there are two cores or more (on
+    CPU two one-thread kernels finish the suite sooner than one two-thread kernel: small models
+    use a second thread poorly), one at full size (each notebook wants the whole GPU)."""
+    return min(2, os.cpu_count() or 1) if size == "smoke" else 1
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def thread_variables(threads: int) -> dict[str, str]:
+    """The environment that gives a kernel (torch, NumPy) ``threads`` threads; a value the user set
+    in the environment is kept."""
+    return {name: os.environ.get(name, str(threads)) for name in THREAD_VARIABLES}
+
+
+@contextmanager
+def thread_environment(threads: int | None) -> Iterator[None]:
+    """Set the thread variables of :func:`thread_variables` for the kernels started meanwhile."""
+    if threads is None:
+        yield
+        return
+    previous = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update(thread_variables(threads))
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _first_line(text: Any) -> str:
     lines = str(text).strip().splitlines()
     return lines[0].strip() if lines else ""
@@ -339,42 +377,62 @@ def run_notebooks(
     execution_timeout: float | None = None,
     progress: bool = True,
     log: TextIO | None = None,
+    jobs: int = 1,
 ) -> list[NotebookResult]:
-    """Execute ``notebooks`` in order into ``output_dir``, continuing past failures.
+    """Execute ``notebooks`` into ``output_dir``, continuing past failures; results in input order.
 
-    One tqdm bar over the notebooks (description: the current one) when ``progress``; warnings
-    and per-notebook failures are written to ``log`` (default ``sys.stderr``) as they happen.
+    ``jobs`` > 1 runs that many notebooks at a time, taken in order (so with two at a time a
+    notebook starts only after every notebook two or more places before it has finished: 08 and 09
+    find the baselines of 03 and 04 to reuse), each kernel with ``cores / jobs`` threads.
+    One tqdm bar over the notebooks when ``progress``; warnings and per-notebook failures are
+    written to ``log`` (default ``sys.stderr``) as they happen.
     """
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from tqdm import tqdm
 
     log = log if log is not None else sys.stderr
-    results: list[NotebookResult] = []
+    paths_in_order = [Path(p) for p in notebooks]
+    jobs = max(1, min(jobs, len(paths_in_order) or 1))
+    results: dict[Path, NotebookResult] = {}
     papermill_logger = logging.getLogger("papermill")
     drop_duplicate = _DropUnknownParameterWarning()
     papermill_logger.addFilter(drop_duplicate)
-    bar = tqdm(
-        [Path(p) for p in notebooks], unit="notebook", disable=not progress, file=log, dynamic_ncols=True
-    )
+    bar = tqdm(total=len(paths_in_order), unit="notebook", disable=not progress, file=log, dynamic_ncols=True)
+
+    def one(path: Path) -> NotebookResult:
+        return run_notebook(path, output_dir, parameters, kernel_name=kernel_name,
+                            execution_timeout=execution_timeout,
+                            warn=lambda message: bar.write(f"warning: {path.stem}: {message}", file=log))
+
+    def finished(path: Path, result: NotebookResult) -> None:
+        if not result.ok:
+            where = f" at {result.location}" if result.location else ""
+            bar.write(f"FAILED: {result.name}{where}: {result.error}", file=log)
+        results[path] = result
+        bar.update(1)
+
     try:
-        with headless_environment():
-            for path in bar:
-                bar.set_description(path.stem)
-                result = run_notebook(
-                    path,
-                    output_dir,
-                    parameters,
-                    kernel_name=kernel_name,
-                    execution_timeout=execution_timeout,
-                    warn=lambda message, name=path.stem: bar.write(f"warning: {name}: {message}", file=log),
-                )
-                if not result.ok:
-                    where = f" at {result.location}" if result.location else ""
-                    bar.write(f"FAILED: {result.name}{where}: {result.error}", file=log)
-                results.append(result)
+        with headless_environment(), thread_environment(threads_per_job(jobs) if jobs > 1 else None):
+            if jobs == 1:
+                for path in paths_in_order:
+                    bar.set_description(path.stem)
+                    finished(path, one(path))
+            else:  # each kernel is its own process; the threads here only wait for them
+                pending, running = list(paths_in_order), {}
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    while pending or running:
+                        while pending and len(running) < jobs:
+                            path = pending.pop(0)
+                            running[pool.submit(one, path)] = path
+                        bar.set_description(", ".join(p.stem[:2] for p in running.values()) + " running")
+                        done, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            finished(running.pop(future), future.result())
+                bar.set_description("done")
     finally:
         bar.close()
         papermill_logger.removeFilter(drop_duplicate)
-    return results
+    return [results[p] for p in paths_in_order if p in results]
 
 
 def format_summary(results: Sequence[NotebookResult]) -> str:
@@ -411,8 +469,11 @@ def reproduce(
     progress: bool = True,
     out: TextIO | None = None,
     log: TextIO | None = None,
+    jobs: int | None = None,
 ) -> int:
     """Run the selected notebooks and print the summary to ``out``; returns 0 if all ran.
+
+    ``jobs``: notebooks at a time (None: :func:`default_jobs` for the size).
 
     Raises :class:`SelectionError` / :class:`ParameterError` for bad selectors or overrides
     (before anything runs).
@@ -425,10 +486,16 @@ def reproduce(
         raise SelectionError(f"no numbered notebooks ({NOTEBOOK_GLOB}) in {folder}")
     selected = select_notebooks(notebooks, only)
     output_dir = Path(output_dir) if output_dir is not None else paths.results_dir() / "executed"
+    jobs = default_jobs(size) if jobs is None else jobs
+    started = time.perf_counter()
     results = run_notebooks(
-        selected, output_dir, parameters, execution_timeout=execution_timeout, progress=progress, log=log
+        selected, output_dir, parameters, execution_timeout=execution_timeout, progress=progress, log=log,
+        jobs=jobs,
     )
     print(format_summary(results), file=out)
+    if jobs > 1:
+        print(f"wall time {time.perf_counter() - started:.1f}s, {jobs} notebooks at a time, "
+              f"{threads_per_job(jobs)} thread(s) each", file=out)
     print(f"executed notebooks: {output_dir}", file=out)
     return 0 if all(r.ok for r in results) else 1
 
@@ -461,3 +528,22 @@ def refresh_committed(path: Path, *, kernel_name: str = "python3", timeout: floa
     nbformat.write(nb, tmp)
     os.replace(tmp, path)
     return path
+
+
+def refresh_all(paths: Sequence[Path], *, jobs: int | None = None, log: Callable[[str], None] = print) -> None:
+    """:func:`refresh_committed` for each notebook, ``jobs`` at a time with the thread count that
+    ``reproduce`` and ``make nbval`` give a kernel, so the committed run is the one they repeat."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = default_jobs() if jobs is None else jobs
+    threads = threads_per_job(jobs)  # of the requested jobs, also for one notebook: as nbval runs it
+
+    def one(path: Path) -> Path:
+        log(f"refreshing {path.name} ...")
+        started = time.perf_counter()
+        refresh_committed(path)
+        log(f"refreshed {path.name} in {time.perf_counter() - started:.0f}s")
+        return path
+
+    with thread_environment(threads), ThreadPoolExecutor(max_workers=max(1, min(jobs, len(paths) or 1))) as pool:
+        list(pool.map(one, paths))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -124,6 +123,15 @@ def seed_folder(workdir: Path, seed: int) -> Path:
     return workdir / f"seed_{seed}"
 
 
+def clear_outputs(folder: Path, notebooks: Sequence[str]) -> None:
+    """Remove what an earlier run of these notebooks left in a seed's folder (their results JSON and
+    executed copies), and nothing else: rerunning one notebook keeps the other notebooks' seed
+    results, which the evidence may still be collected from."""
+    for name in notebooks:
+        for path in (folder / "results" / f"{name}.json", folder / "executed" / f"{name}.ipynb"):
+            path.unlink(missing_ok=True)
+
+
 def run(seeds: Sequence[int], only: Sequence[str] | None, workdir: Path, jobs: int = 1,
         log: Callable[[str], None] = print) -> int:
     """Execute the notebooks once per seed, ``jobs`` seeds at a time, each in its own process with
@@ -137,15 +145,14 @@ def run(seeds: Sequence[int], only: Sequence[str] | None, workdir: Path, jobs: i
         while pending and len(procs) < jobs:
             seed = pending.pop(0)
             folder = seed_folder(workdir, seed)
-            if folder.exists():
-                shutil.rmtree(folder)
-            (folder / "results").mkdir(parents=True)
+            clear_outputs(folder, only)
+            (folder / "results").mkdir(parents=True, exist_ok=True)
             env = dict(os.environ, REPROLIB_RESULTS=str(folder / "results"), OMP_NUM_THREADS=str(threads),
                        MKL_NUM_THREADS=str(threads), TQDM_DISABLE="1", MPLBACKEND="agg")
-            cmd = [sys.executable, "-m", "reprolib", "reproduce", "--no-progress", "-p", f"seed={seed}",
+            cmd = [sys.executable, "-m", "reprolib", "reproduce", "--no-progress", "--jobs", "1", "-p", f"seed={seed}",
                    "--output", str(folder / "executed")] + (["--only", *only] if only else [])
             log(f"seed {seed}: {' '.join(cmd[2:])} ({threads} thread(s), log {folder / 'run.log'})")
-            with open(folder / "run.log", "w") as out:
+            with open(folder / "run.log", "a") as out:
                 procs.append((seed, subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)))
         seed, proc = procs.pop(0)
         code = proc.wait()

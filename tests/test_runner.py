@@ -46,7 +46,8 @@ def _write_notebooks(folder: Path, report: Path) -> tuple[Path, Path]:
             "import json, os\n"
             "with open(report, 'w') as f:\n"
             "    json.dump({'size': size, 'value': value, 'value_type': type(value).__name__,\n"
-            "               'label': label, 'mpl': os.environ.get('MPLBACKEND'), 'cwd': os.getcwd()}, f)\n"
+            "               'label': label, 'mpl': os.environ.get('MPLBACKEND'), 'cwd': os.getcwd(),\n"
+            "               'omp': os.environ.get('OMP_NUM_THREADS')}, f)\n"
             "print('done')"
         ),
     ]
@@ -66,18 +67,34 @@ def api_run(tmp_path_factory):
     log = io.StringIO()
     saved_backend = os.environ.pop("MPLBACKEND", None)  # the runner must set agg itself, then restore
     try:
+        omp_before = os.environ.get("OMP_NUM_THREADS")
         results = runner.run_notebooks(
-            [fails, writes], out, {"value": 7, "label": "hi", "undeclared": 1}, progress=False, log=log
+            [fails, writes], out, {"value": 7, "label": "hi", "undeclared": 1}, progress=False, log=log, jobs=2
         )
         backend_after = os.environ.get("MPLBACKEND")
+        omp_restored = os.environ.get("OMP_NUM_THREADS") == omp_before
     finally:
         if saved_backend is not None:
             os.environ["MPLBACKEND"] = saved_backend
     return {"results": results, "out": out, "report": report, "log": log.getvalue(), "folder": fails.parent,
-            "backend_after": backend_after}
+            "backend_after": backend_after, "omp_restored": omp_restored}
 
 
 # --------------------------------------------------------------------------- Python API
+
+
+def test_two_at_a_time_keeps_input_order_and_gives_each_kernel_its_share_of_threads(api_run):
+    assert [r.name for r in api_run["results"]] == ["01_fails", "02_writes"]
+    report = json.loads(api_run["report"].read_text())
+    assert report["omp"] == runner.thread_variables(runner.threads_per_job(2))["OMP_NUM_THREADS"]
+    assert api_run["omp_restored"]
+
+
+def test_default_jobs_are_two_at_smoke_size_and_one_at_full_size(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert runner.default_jobs("smoke") == 2 and runner.default_jobs("full") == 1 and runner.threads_per_job(2) == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert runner.default_jobs("smoke") == 1 and runner.threads_per_job(2) == 1
 
 
 def test_failure_is_reported_and_the_next_notebook_still_runs(api_run):
