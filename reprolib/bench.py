@@ -7,18 +7,23 @@ the JSON for context only.
 * **Causal modules vs the model they wrap**: one training step (forward, backward, Adam) and one
   inference forward of CCIM and CLEF around CAER-Net-S and EMOT-Net, and of CausalMER around MulT,
   each divided by the same for the bare model, at the smoke and the full model sizes.
-* **MulT attention**: this repo's MulT (packed projections into ``scaled_dot_product_attention``) vs
-  the same weights run through :class:`FairseqStyleAttention`, a straightforward re-implementation of
-  the reference code's attention (time-first tensors, explicit scaling, ``bmm``, float softmax).
-  Both give the same outputs; the benchmark checks that before it times them.
+* **MulT vs the reference structure**: this repo's MulT (batch-first, packed projections into
+  ``scaled_dot_product_attention``) against :class:`ReferenceStructureMulT`, the same weights run the
+  way the reference code runs them: time-first tensors throughout, fairseq's attention (q scaled
+  before ``bmm``, float mask added, float32 softmax), LayerNorm applied to key and value separately
+  in every cross-modal layer. At the reference configuration (d=30, 10 heads, 5 layers, batch 32,
+  kernels 1) and at this repo's smoke size. Outputs are compared before anything is timed.
 * **Data pipeline**: samples/s through the CAER-S-style loader (images decoded and cropped per item,
   no cache) with 0 and 2 workers, divided by the samples/s CAER-Net-S consumes in training steps.
   Above 1, the loader keeps up with the model.
 * **Smoke suite**: the wall time of each notebook in the last ``make reproduce`` (papermill's record in
   ``results/executed/``), as shares of the total; not re-run here (``--run-suite`` does).
 
-Timings are medians over ``repeats`` calls after a warm-up call, with ``torch`` on its default threads;
-models that are compared are timed interleaved (:func:`paired_timings`), round by round.
+Timing uses ``torch.utils.benchmark.Timer`` (it synchronises CUDA and runs its own warm-up calls)
+on torch's default thread count, the one a user gets. Models that are compared are timed
+**interleaved**, round by round (:func:`paired_timings`), and every ratio is the **median of the
+per-round ratios**, reported with their min and max: a burst of load on the machine hits both sides
+of one round alike, where a ratio of separately taken medians would pair unrelated rounds.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from reprolib import experiments, sweeps
+from reprolib.engine import _loader as engine_loader
 from reprolib.engine import default_loss, to_device
-from reprolib.models.mult import MultiheadAttention
+from reprolib.models.mult import (MODALITIES, CrossmodalEncoder, MulT, MultiheadAttention, causal_mask,
+                                   sinusoidal_positions)
 from reprolib.paths import results_dir
 from reprolib.progress import progress
 from reprolib.results import write_metrics
@@ -57,18 +64,13 @@ def _sync(device: torch.device) -> None:
 
 def median_seconds(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1,
                    device: torch.device | None = None) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed calls."""
-    device = device or torch.device("cpu")
+    """Median seconds of one ``fn()`` over ``repeats`` timings (``torch.utils.benchmark``, which also
+    synchronises CUDA), after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    _sync(device or torch.device("cpu"))
+    threads = torch.get_num_threads()
+    return statistics.median(_timed(fn, threads) for _ in range(repeats))
 
 
 def _step_fns(model: nn.Module, batch: dict, target_key: str,
@@ -118,25 +120,30 @@ def step_and_inference(model: nn.Module, batch: dict, target_key: str, *, repeat
     return out
 
 
+def _timed(fn: Callable[[], None], threads: int) -> float:
+    """Seconds of one call of ``fn`` (after the Timer's own two warm-up calls)."""
+    from torch.utils import benchmark
+
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads).timeit(1).median
+
+
 def paired_timings(models: dict[str, nn.Module], batch: dict, target_key: str, *, repeats: int = 5,
-                   device: torch.device | None = None) -> dict[str, dict[str, float]]:
-    """Median training-step and inference seconds of several models on the same batch, **interleaved**:
-    each round times every model once, so a slow spell of the machine hits all of them alike and their
-    ratios stay fair. One warm-up call each first. Models are left in eval mode."""
+                   device: torch.device | None = None) -> dict[str, dict[str, Any]]:
+    """Training-step and inference seconds of several models on the same batch, **interleaved**: each
+    round times every model once, so a slow spell of the machine hits all of them alike. Per model:
+    the median seconds per kind and ``rounds``, the per-round seconds that :func:`ratio` pairs up.
+    Models are left in eval mode."""
     device = device or torch.device("cpu")
+    threads = torch.get_num_threads()
     fns = {name: _step_fns(model, batch, target_key, device) for name, model in models.items()}
-    times: dict[str, dict[str, list[float]]] = {name: {"train_step": [], "inference": []} for name in models}
-    for train_step, infer in fns.values():
-        train_step(), infer()
+    rounds: dict[str, dict[str, list[float]]] = {name: {"train_step": [], "inference": []} for name in models}
     for _ in range(repeats):
         for name, (train_step, infer) in fns.items():
-            for kind, fn in (("train_step", train_step), ("inference", infer)):
-                _sync(device)
-                start = time.perf_counter()
-                fn()
-                _sync(device)
-                times[name][kind].append(time.perf_counter() - start)
-    out = {name: {kind: statistics.median(v) for kind, v in kinds.items()} for name, kinds in times.items()}
+            rounds[name]["train_step"].append(_timed(train_step, threads))
+            rounds[name]["inference"].append(_timed(infer, threads))
+    out: dict[str, dict[str, Any]] = {
+        name: {**{kind: statistics.median(v) for kind, v in kinds.items()}, "rounds": kinds}
+        for name, kinds in rounds.items()}
     for name, (train_step, _) in fns.items():
         if (memory := _peak_memory_mb(train_step, device)) is not None:
             out[name]["peak_memory_mb"] = memory
@@ -145,8 +152,19 @@ def paired_timings(models: dict[str, nn.Module], batch: dict, target_key: str, *
     return out
 
 
-def _ratio(wrapped: dict[str, float], base: dict[str, float]) -> dict[str, float]:
-    return {f"{k}_ratio": wrapped[k] / base[k] for k in ("train_step", "inference")}
+def ratio(numerator: dict[str, Any], denominator: dict[str, Any]) -> dict[str, Any]:
+    """Per kind: the median of the per-round ratios numerator / denominator (``<kind>_ratio``) and
+    their ``[min, max]`` (``<kind>_ratio_range``), from two entries of :func:`paired_timings`."""
+    out: dict[str, Any] = {}
+    for kind in ("train_step", "inference"):
+        per_round = [a / b for a, b in zip(numerator["rounds"][kind], denominator["rounds"][kind])]
+        out[f"{kind}_ratio"] = statistics.median(per_round)
+        out[f"{kind}_ratio_range"] = [min(per_round), max(per_round)]
+    return out
+
+
+def _seconds(entry: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in entry.items() if k != "rounds"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -194,8 +212,8 @@ def causal_overheads(size: str = "smoke", *, batch_size: int = 8, repeats: int =
         timed = paired_timings(models, batch, target_key, repeats=repeats, device=device)
         for module in list(models)[1:]:
             rows.append({"module": module, "wraps": wraps, "size": size, "batch_size": batch_size,
-                         **_ratio(timed[module], timed["baseline"]), "seconds": timed[module],
-                         "baseline_seconds": timed["baseline"]})
+                         **ratio(timed[module], timed["baseline"]), "seconds": _seconds(timed[module]),
+                         "baseline_seconds": _seconds(timed["baseline"])})
 
     for name in progress(("caernet", "emotnet"), desc=f"causal modules ({size})", leave=False):
         kind, build = builders[name]
@@ -215,73 +233,126 @@ def causal_overheads(size: str = "smoke", *, batch_size: int = 8, repeats: int =
 
 
 # ---------------------------------------------------------------------------------------------------
-# MulT attention vs a fairseq-style re-implementation
+# MulT vs the reference code's structure
 # ---------------------------------------------------------------------------------------------------
 
-class FairseqStyleAttention(MultiheadAttention):
-    """The reference code's attention computation on this repo's parameters (for the benchmark only).
-
-    Time-first [T, B, d] tensors, q scaled by head_dim^-0.5 before ``bmm(q, k^T)``, the mask added to
-    the weights (False -> -inf), softmax in float32, dropout on the weights, ``bmm`` with v, then the
-    output projection. Same maths as :class:`reprolib.models.mult.MultiheadAttention`.
-    """
-
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        q_in, k_in, v_in = (x.transpose(0, 1) for x in (query, key, value))  # [T, B, d]
-        t_q, b, d = q_in.shape
-        t_k = k_in.shape[0]
-        heads, head_dim = self.num_heads, d // self.num_heads
-        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
-        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
-        q = F.linear(q_in, w_q, b_q) * head_dim ** -0.5
-        k = F.linear(k_in, w_k, b_k)
-        v = F.linear(v_in, w_v, b_v)
-        q = q.contiguous().view(t_q, b * heads, head_dim).transpose(0, 1)
-        k = k.contiguous().view(t_k, b * heads, head_dim).transpose(0, 1)
-        v = v.contiguous().view(t_k, b * heads, head_dim).transpose(0, 1)
-        weights = torch.bmm(q, k.transpose(1, 2))
-        if mask is not None:
-            weights = weights.masked_fill(~mask.unsqueeze(0), float("-inf")) if mask.dtype == torch.bool \
-                else weights + mask.unsqueeze(0)
-        weights = F.softmax(weights.float(), dim=-1).type_as(weights)
-        weights = F.dropout(weights, p=self.dropout, training=self.training)
-        out = torch.bmm(weights, v).transpose(0, 1).contiguous().view(t_q, b, d)
-        return self.out_proj(out).transpose(0, 1)
+def fairseq_attention(attn: MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The reference code's attention on the parameters of ``attn``, time-first [T, B, d] in and out:
+    q scaled by head_dim^-0.5 before ``bmm(q, k^T)``, a float mask (-inf = hidden) added to the
+    weights, softmax in float32, dropout on the weights, ``bmm`` with v, the output projection."""
+    t_q, b, d = query.shape
+    t_k = key.shape[0]
+    heads, head_dim = attn.num_heads, d // attn.num_heads
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = attn.in_proj_bias.chunk(3)
+    q = F.linear(query, w_q, b_q) * head_dim ** -0.5
+    k = F.linear(key, w_k, b_k)
+    v = F.linear(value, w_v, b_v)
+    q = q.contiguous().view(t_q, b * heads, head_dim).transpose(0, 1)
+    k = k.contiguous().view(t_k, b * heads, head_dim).transpose(0, 1)
+    v = v.contiguous().view(t_k, b * heads, head_dim).transpose(0, 1)
+    weights = torch.bmm(q, k.transpose(1, 2))
+    if mask is not None:
+        weights = weights + mask.unsqueeze(0)
+    weights = F.softmax(weights.float(), dim=-1).type_as(weights)
+    weights = F.dropout(weights, p=attn.dropout, training=attn.training)
+    out = torch.bmm(weights, v).transpose(0, 1).contiguous().view(t_q, b, d)
+    return attn.out_proj(out)
 
 
-def with_fairseq_attention(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` whose every :class:`MultiheadAttention` is a :class:`FairseqStyleAttention`
-    holding the same weights."""
-    model = copy.deepcopy(model)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is MultiheadAttention:
-                swapped = FairseqStyleAttention(child.dim, child.num_heads, child.dropout)
-                swapped.load_state_dict(child.state_dict())
-                setattr(parent, name, swapped)
-    return model
+def _reference_encoder(enc: CrossmodalEncoder, x_in: torch.Tensor, x_in_kv: torch.Tensor | None) -> torch.Tensor:
+    """The reference ``TransformerEncoder.forward`` (time-first) on the parameters of ``enc``."""
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        out = enc.embed_scale * x
+        pe = sinusoidal_positions(x.transpose(0, 1), enc.positions)  # the reference transposes for this too
+        if pe is not None:
+            out = out + pe.transpose(0, 1)
+        return F.dropout(out, enc.embed_dropout, enc.training)
+
+    x = embed(x_in)
+    x_k = x_v = None
+    if x_in_kv is not None:  # key and value embedded separately: their own dropout masks
+        x_k, x_v = embed(x_in_kv), embed(x_in_kv)
+    mask = None
+    if enc.causal:
+        hidden = ~causal_mask(x_in.shape[0], x_in.shape[0] if x_in_kv is None else x_in_kv.shape[0], x_in.device)
+        mask = torch.zeros(hidden.shape, device=x_in.device).masked_fill(hidden, float("-inf"))
+    for layer in enc.layers:
+        residual = x
+        x = layer.ln0(x)
+        if x_k is None:
+            k = v = x
+        else:
+            k, v = layer.ln0(x_k), layer.ln0(x_v)
+        x = residual + F.dropout(fairseq_attention(layer.attn, x, k, v, mask), layer.res_dropout, layer.training)
+        residual = x
+        x = F.dropout(F.relu(layer.fc1(layer.ln1(x))), layer.relu_dropout, layer.training)
+        x = residual + F.dropout(layer.fc2(x), layer.res_dropout, layer.training)
+    return enc.norm(x)
 
 
-def mult_attention_comparison(size: str = "smoke", *, batch_size: int = 8, repeats: int = 5,
+class ReferenceStructureMulT(nn.Module):
+    """A MulT's weights run with the reference code's structure (for the benchmark only): time-first
+    tensors from the temporal convolutions to the last time step, :func:`fairseq_attention`, and the
+    reference layer loop (LayerNorm of key and of value in every cross-modal layer)."""
+
+    def __init__(self, model: MulT):
+        super().__init__()
+        self.mult = copy.deepcopy(model)
+        self.target_key = model.target_key
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        m = self.mult
+        proj = {}
+        for name in MODALITIES:
+            x = batch[name].float()
+            if name == "text":
+                x = F.dropout(x, m.embed_dropout, m.training)
+            proj[name] = m.proj[name](x.transpose(1, 2)).permute(2, 0, 1)  # [T, B, d], as the reference
+        last = []
+        for target in m.targets:
+            crossed = [_reference_encoder(m.cross[f"{target}_from_{s}"], proj[target], proj[s])
+                       for s in m.sources(target)]
+            last.append(_reference_encoder(m.mem[target], torch.cat(crossed, dim=2), None)[-1])
+        return m.classifier(torch.cat(last, dim=1))
+
+    def training_loss(self, batch: dict) -> torch.Tensor:
+        return self.mult.loss(self(batch), batch[self.target_key])
+
+
+# The upstream MulT's own configuration (its README and main.py defaults, heads as CausalMER hard-codes),
+# at which "not slower than the reference" is measured; batch 32 as in the paper's IEMOCAP setting.
+REFERENCE_CONFIG = {"d": 30, "num_heads": 10, "layers": 5, "kernel_sizes": (1, 1, 1), "batch_size": 32}
+
+
+def mult_reference_comparison(config: str = "reference", *, batch_size: int | None = None, repeats: int = 5,
                               device: torch.device | None = None) -> dict[str, Any]:
-    """This repo's MulT vs the same weights with fairseq-style attention: the largest output difference
-    (eval mode, causal masks on, so the masked path is checked too) and the time ratios ours / theirs."""
+    """This repo's MulT vs :class:`ReferenceStructureMulT` on the same weights: the largest output
+    difference (eval mode, causal masks on, so the masked path is checked too), then the per-round
+    time ratios ours / reference. ``config``: ``"reference"`` (:data:`REFERENCE_CONFIG`) or a size of
+    :func:`reprolib.mer.builders` (``"smoke"``, ``"full"``)."""
     from reprolib import mer
 
     data = mer.open_data("iemocap", "smoke")
-    batch = _first_batch(data.splits["train"], batch_size)
     torch.manual_seed(0)
-    ours = mer.builders(data, size, mult={"causal_mask": True})["mult"]()
-    theirs = with_fairseq_attention(ours)
-    ours.eval(), theirs.eval()
+    if config == "reference":
+        options = {k: v for k, v in REFERENCE_CONFIG.items() if k != "batch_size"}
+        ours = MulT.for_data(data.splits["train"], causal_mask=True, **options)
+        batch_size = batch_size or REFERENCE_CONFIG["batch_size"]
+    else:
+        ours = mer.builders(data, config, mult={"causal_mask": True})["mult"]()
+        batch_size = batch_size or 8
+    batch = _first_batch(data.splits["train"], batch_size)
+    reference = ReferenceStructureMulT(ours)
+    ours.eval(), reference.eval()
     with torch.no_grad():
-        difference = float((ours(batch) - theirs(batch)).abs().max())
-    timed = paired_timings({"ours": ours, "fairseq_style": theirs}, batch, data.target_key, repeats=repeats,
+        difference = float((ours(batch) - reference(batch)).abs().max())
+    timed = paired_timings({"ours": ours, "reference": reference}, batch, data.target_key, repeats=repeats,
                            device=device)
-    return {"size": size, "batch_size": batch_size, "max_abs_output_difference": difference,
-            **_ratio(timed["ours"], timed["fairseq_style"]), "seconds": timed["ours"],
-            "fairseq_style_seconds": timed["fairseq_style"]}
+    return {"config": config, "batch_size": batch_size, "d": ours.d, "max_abs_output_difference": difference,
+            **ratio(timed["ours"], timed["reference"]), "seconds": _seconds(timed["ours"]),
+            "reference_seconds": _seconds(timed["reference"])}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -314,9 +385,25 @@ def loader_throughput(*, batch_size: int = 64, batches: int = 8, workers=(0, 2),
     batch = _first_batch(train, batch_size)
     step = step_and_inference(build(data, "small"), batch, data.target_key, repeats=repeats, device=device)
     consumption = batch_size / step["train_step"]
+    # What a user gets: the notebooks' smoke data (decoded once, then cached in memory) through the
+    # engine's own training loader with its default workers (none on CPU), against the same batches'
+    # training steps: the share of an epoch spent waiting for data.
+    cached = experiments.open_data(kind, subject_size=subject, context_size=context, image_size=image, cache=True)
+    default_loader = engine_loader(cached.splits["train"], batch_size, True, device or torch.device("cpu"), None,
+                                   torch.Generator().manual_seed(0), drop_last=True)
+
+    def epoch_of_batches() -> None:
+        for _ in default_loader:
+            pass
+
+    load_seconds = median_seconds(epoch_of_batches, repeats=repeats, warmup=1)  # warm-up fills the cache
+    step_seconds = len(default_loader) * step["train_step"]
     return {"dataset": kind, "batch_size": batch_size, "samples": n, "loader_samples_per_s": rates,
             "model_samples_per_s": consumption,
-            "loader_to_model_ratio": {w: r / consumption for w, r in rates.items()}}
+            "loader_to_model_ratio": {w: r / consumption for w, r in rates.items()},
+            "default_loader": {"num_workers": default_loader.num_workers, "cache": True,
+                               "epoch_load_seconds": load_seconds, "epoch_step_seconds": step_seconds,
+                               "loading_share_of_epoch": load_seconds / (load_seconds + step_seconds)}}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -360,8 +447,8 @@ def bench(sizes=SIZES, *, repeats: int = 5, batch_size: int = 8, device: str | N
     out: dict[str, Any] = {"device": str(dev), "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     out["causal_modules"] = [row for size in sizes for row in
                              causal_overheads(size, batch_size=batch_size, repeats=repeats, device=dev)]
-    out["mult_attention"] = [mult_attention_comparison(size, batch_size=batch_size, repeats=repeats, device=dev)
-                             for size in sizes]
+    out["mult_reference"] = [mult_reference_comparison(config, repeats=repeats, device=dev)
+                             for config in ("reference", *sizes)]
     out["data_pipeline"] = loader_throughput(repeats=min(repeats, 3), device=dev)
     if suite:
         out["suite_run_seconds"] = run_suite()
@@ -372,25 +459,39 @@ def bench(sizes=SIZES, *, repeats: int = 5, batch_size: int = 8, device: str | N
     return out
 
 
+def _with_range(row: dict[str, Any], kind: str) -> str:
+    """``median (min–max)`` of the per-round ratios; the median alone for rows without a range."""
+    text = f"{row[f'{kind}_ratio']:.2f}"
+    if f"{kind}_ratio_range" in row:
+        low, high = row[f"{kind}_ratio_range"]
+        text += f" ({low:.2f}–{high:.2f})"
+    return text
+
+
 def format_table(out: dict[str, Any]) -> str:
     """The ratios as markdown tables (GPU runs also show samples/s and peak memory)."""
     gpu = out.get("device", "cpu").startswith("cuda")
-    lines = ["| module | wraps | size | train step ratio | inference ratio |" + (" train samples/s | peak MB |" if gpu else ""),
+    lines = ["Ratios: median of per-round ratios of interleaved runs (min–max over the rounds).", "",
+             "| module | wraps | size | train step ratio | inference ratio |" + (" train samples/s | peak MB |" if gpu else ""),
              "|---|---|---|---|---|" + ("---|---|" if gpu else "")]
     for r in out["causal_modules"]:
         extra = (f" {r['batch_size'] / r['seconds']['train_step']:.0f} | {r['seconds'].get('peak_memory_mb', float('nan')):.0f} |"
                  if gpu else "")
-        lines.append(f"| {r['module']} | {r['wraps']} | {r['size']} | {r['train_step_ratio']:.2f} | "
-                     f"{r['inference_ratio']:.2f} |" + extra)
-    lines += ["", "| MulT attention, ours / fairseq-style | size | train step ratio | inference ratio | max output diff |",
-              "|---|---|---|---|---|"]
-    for r in out["mult_attention"]:
-        lines.append(f"| MulT | {r['size']} | {r['train_step_ratio']:.2f} | {r['inference_ratio']:.2f} | "
-                     f"{r['max_abs_output_difference']:.1e} |")
+        lines.append(f"| {r['module']} | {r['wraps']} | {r['size']} | {_with_range(r, 'train_step')} | "
+                     f"{_with_range(r, 'inference')} |" + extra)
+    lines += ["", "| MulT, ours / reference structure | config | d | batch | train step ratio | inference ratio | "
+              "max output diff |", "|---|---|---|---|---|---|---|"]
+    for r in out["mult_reference"]:
+        lines.append(f"| MulT | {r['config']} | {r['d']} | {r['batch_size']} | {_with_range(r, 'train_step')} | "
+                     f"{_with_range(r, 'inference')} | {r['max_abs_output_difference']:.1e} |")
     d = out["data_pipeline"]
     lines += ["", "| data pipeline | workers | loader / model samples per second |", "|---|---|---|"]
-    for w, ratio in d["loader_to_model_ratio"].items():
-        lines.append(f"| {d['dataset']} loader vs CAER-Net-S training | {w} | {ratio:.2f} |")
+    for w, value in d["loader_to_model_ratio"].items():
+        lines.append(f"| {d['dataset']} loader (no cache) vs CAER-Net-S training | {w} | {value:.2f} |")
+    if "default_loader" in d:
+        dl = d["default_loader"]
+        lines.append(f"| share of a smoke epoch spent loading, defaults (cache on) | {dl['num_workers']} | "
+                     f"{dl['loading_share_of_epoch']:.0%} |")
     suite = out.get("suite")
     lines.append("")
     if suite:
