@@ -34,16 +34,14 @@ modalities**, since a single NaN anywhere poisons a whole batch. The replacement
 split and modality, reported in one :class:`NonFiniteWarning` per file and kept in
 :attr:`MulTDataset.nonfinite`. Labels are never cleaned: a non-finite label is an error.
 
-**Security decision.** ``pickle.load`` on an untrusted file runs whatever code the file names (any
-importable callable, e.g. ``os.system``). These files come from third-party mirrors, so they are
-read with :class:`RestrictedUnpickler`, which admits only what numpy arrays need to be rebuilt
-(``numpy.ndarray``, ``numpy.dtype``, numpy's array and scalar reconstruction functions under both the
-numpy 1.x ``numpy.core`` and the numpy 2.x ``numpy._core`` module names, ``_codecs.encode`` for
-latin-1 only, which protocol-2 pickles use for raw bytes) plus ``collections.OrderedDict``; plain
-containers and scalars (dict, list, tuple, str, bytes, int, float, bool, None) are handled by pickle
-itself. Anything else is refused with :class:`UnsafePickleError` naming the file, the module and the
-global, **before** it is called: nothing in a hostile file runs. Admitted Python functions are handed
-out as fresh forwarding wrappers, so a file cannot ``setattr`` on (tamper with) numpy's own functions.
+**Security decision.** ``pickle.load`` on an untrusted file runs whatever code the file names, and
+even numpy's own array rebuilding can be made to corrupt memory by a forged state. These files come
+from third-party mirrors, so they are read with :func:`reprolib.data.safepickle.restricted_load`, which
+interprets the pickle itself: only plain containers, scalars and numpy arrays / dtypes built by the
+repo from checked parts (data length = shape x itemsize, plain dtypes, no views, bounded nesting,
+memory bounded by the file's size). Anything else is refused with :class:`UnsafePickleError` or
+:class:`~reprolib.data.views.DataFormatError` naming the file and the byte offset; nothing in a
+hostile file runs.
 
 Bad layout is a :class:`~reprolib.data.views.DataFormatError` naming the file and the problem:
 missing file, not a pickle, top level not a dict, missing split, missing modality or labels, an array
@@ -54,18 +52,15 @@ differ between splits.
 
 from __future__ import annotations
 
-import importlib
-import io
-import pickle
-import struct
 import warnings
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from reprolib.data.safepickle import ALLOWED_GLOBALS, UnsafePickleError, restricted_load  # noqa: F401 - re-exported
 from reprolib.data.views import DataFormatError
 
 MODALITIES = ("text", "audio", "vision")
@@ -76,10 +71,6 @@ SENTIMENT_RANGE = (-3.0, 3.0)
 DATASETS = ("iemocap", "mosei", "mosi")
 DATASET_ALIASES = {"mosei_senti": "mosei"}
 FILE_PREFIX = {"iemocap": "iemocap", "mosei": "mosei_senti", "mosi": "mosi"}
-
-
-class UnsafePickleError(DataFormatError):
-    """A pickle asked for a global outside the allow-list; nothing from it was called."""
 
 
 class NonFiniteWarning(UserWarning):
@@ -97,108 +88,6 @@ def canonical_dataset(dataset: str) -> str:
     if name not in DATASETS:
         raise ValueError(f"unknown MulT dataset {dataset!r}; expected one of {DATASETS} (or 'mosei_senti')")
     return name
-
-
-# ---------------------------------------------------------------------------------------------------
-# Restricted unpickling
-# ---------------------------------------------------------------------------------------------------
-
-def _numpy_global(suffix: str, name: str) -> Any:
-    """``numpy._core.<suffix>.<name>`` on numpy 2, ``numpy.core.<suffix>.<name>`` on numpy 1."""
-    for package in ("numpy._core", "numpy.core"):
-        try:
-            module = importlib.import_module(f"{package}.{suffix}")
-        except ImportError:
-            continue
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"numpy has no {suffix}.{name}")
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as protocol-2 pickles use it for raw bytes, and for nothing else."""
-    if not isinstance(text, str) or encoding.replace("-", "").replace("_", "").lower() not in ("latin1", "iso88591"):
-        raise UnsafePickleError(f"_codecs.encode is admitted only as (str, 'latin1'), got encoding {encoding!r}")
-    return text.encode("latin1")
-
-
-def _fresh_wrapper(func: Any) -> Any:
-    """A new forwarding function per lookup.
-
-    Pickle's BUILD opcode may ``setattr`` on whatever a global resolved to; handing out a throwaway
-    wrapper (instead of numpy's or our own Python function) means a hostile file cannot alter, e.g.,
-    the ``__defaults__`` of a function the rest of the process uses. The other admitted globals are
-    C types and builtins, whose attributes cannot be set.
-    """
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        return func(*args, **kwargs)
-    return forward
-
-
-# (module, name) -> a zero-argument resolver; resolved lazily so numpy 1.x and 2.x both work.
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("collections", "OrderedDict"): lambda: __import__("collections").OrderedDict,
-    ("_codecs", "encode"): lambda: _fresh_wrapper(_latin1_encode),
-}
-for _package in ("numpy.core", "numpy._core"):
-    _ALLOWED[(f"{_package}.multiarray", "_reconstruct")] = lambda: _numpy_global("multiarray", "_reconstruct")
-    _ALLOWED[(f"{_package}.multiarray", "scalar")] = lambda: _numpy_global("multiarray", "scalar")
-    _ALLOWED[(f"{_package}.numeric", "_frombuffer")] = (
-        lambda: _fresh_wrapper(_numpy_global("numeric", "_frombuffer")))
-del _package
-ALLOWED_GLOBALS = tuple(sorted(f"{m}.{n}" for m, n in _ALLOWED))
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals numpy arrays and plain containers need.
-
-    ``source`` names the file in error messages. ``encoding="latin1"`` (the default here) lets
-    Python-2 era numpy pickles load; it does not change how Python-3 pickles load.
-    """
-
-    def __init__(self, file: BinaryIO, *, source: str = "<pickle>", encoding: str = "latin1"):
-        super().__init__(file, encoding=encoding)
-        self.source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        resolver = _ALLOWED.get((module, name))
-        if resolver is None:
-            raise UnsafePickleError(
-                f"{self.source}: refused to load global {module}.{name}; a MulT data pickle holds only numpy "
-                f"arrays and plain containers, so this file may try to run code and is not loaded "
-                f"(admitted: {', '.join(ALLOWED_GLOBALS)})")
-        return resolver()
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(f"{self.source}: refused persistent id {pid!r}; not a plain data pickle")
-
-
-def restricted_load(file: str | Path | BinaryIO | bytes, *, source: str | None = None) -> Any:
-    """Unpickle a file, path or bytes with :class:`RestrictedUnpickler`.
-
-    Raises :class:`UnsafePickleError` for a forbidden global and
-    :class:`~reprolib.data.views.DataFormatError` for anything that is not a readable pickle.
-    """
-    if isinstance(file, (bytes, bytearray)):
-        return restricted_load(io.BytesIO(file), source=source or "<bytes>")
-    if isinstance(file, (str, Path)):
-        path = Path(file)
-        if not path.is_file():
-            raise DataFormatError(f"{path}: pickle file is missing")
-        with open(path, "rb") as fh:
-            return restricted_load(fh, source=source or str(path))
-    where = source or getattr(file, "name", "<pickle>")
-    try:
-        return RestrictedUnpickler(file, source=str(where)).load()
-    except UnsafePickleError as err:
-        if str(where) in str(err):
-            raise
-        raise UnsafePickleError(f"{where}: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            ImportError, struct.error, UnicodeDecodeError, OverflowError, RecursionError) as err:
-        raise DataFormatError(f"{where}: not a readable pickle ({type(err).__name__}: {err})") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,7 +141,14 @@ def _labels(value: Any, dataset: str, n: int, where: str) -> np.ndarray:
     labels = labels.astype(np.float32)
     if not np.all(np.isfinite(labels)):
         raise DataFormatError(f"{where}: {int((~np.isfinite(labels)).sum())} non-finite label value(s)")
-    if dataset != "iemocap":
+    if dataset == "iemocap":
+        one_hot = np.all((labels == 0) | (labels == 1), axis=-1) & (labels.sum(axis=-1) == 1)
+        if not np.all(one_hot):
+            sample, emotion = (int(i) for i in np.argwhere(~one_hot)[0])
+            raise DataFormatError(f"{where}: {int((~one_hot).sum())} label pair(s) are not one-hot [1, 0] (absent) "
+                                  f"or [0, 1] (present), e.g. sample {sample}, {IEMOCAP_EMOTIONS[emotion]}: "
+                                  f"{labels[sample, emotion].tolist()}")
+    else:
         lo, hi = SENTIMENT_RANGE
         out = (labels < lo - 1e-4) | (labels > hi + 1e-4)
         if np.any(out):
@@ -294,6 +190,10 @@ def check_split(split: Any, dataset: str, where: str) -> tuple[dict[str, np.ndar
         if not isinstance(ids, np.ndarray) or ids.ndim < 1 or ids.shape[0] != n:
             shape = _shape(ids.shape) if isinstance(ids, np.ndarray) else type(ids).__name__
             raise DataFormatError(f"{where}['id']: expected an array with N = {n} rows, got {shape}")
+        if ids.dtype.kind not in "OUS" or (ids.dtype.kind == "O" and not all(
+                isinstance(v, (str, bytes)) for v in ids.reshape(-1))):
+            raise DataFormatError(f"{where}['id']: expected (video id, start, end) strings or bytes, "
+                                  f"got dtype {ids.dtype}")
     nonfinite = {}
     for m in MODALITIES:
         arrays[m], nonfinite[m] = _clean(arrays[m])
