@@ -128,7 +128,9 @@ def _append(path: Path, line: str) -> None:
 def test_corrupt_image_and_box_outside_image_fail_when_loaded(caer_root):
     bad = caer_root / "train" / "Disgust" / "0001.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    _append(caer_root / "face_boxes" / "train.txt", "train/Neutral/0001.png,4,100,100,120,120")
+    boxes = caer_root / "face_boxes" / "train.txt"
+    boxes.write_text(boxes.read_text().replace("train/Neutral/0001.png,4,20,10,40,30",
+                                               "train/Neutral/0001.png,4,100,100,120,120"))
     ds = CAERS(caer_root, "train")
     names = [(r.path.parent.name, r.path.name) for r in ds.records]
     with pytest.raises(DataFormatError, match=r"0001.png: cannot decode image"):

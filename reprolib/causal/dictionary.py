@@ -14,7 +14,9 @@ synthetic scenes, whose types differ by palette and layout.
 from __future__ import annotations
 
 import json
-import os
+import lzma
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,9 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from reprolib import atomic
+from reprolib.data.views import DataFormatError, read_npy_header
 from reprolib.progress import progress
 
 MINIBATCH_ABOVE = 20_000  # samples; above this k-means switches to the mini-batch variant
@@ -108,6 +113,13 @@ def fit_context_clusters(features: np.ndarray, n_clusters: int, seed: int = 0) -
 # The confounder dictionary: Z (prototypes) and P (their prior), with provenance, saved without pickle.
 
 DICTIONARY_FORMAT = 1
+# Bounds checked before a dictionary file is inflated. A dictionary is a few MB (N prototypes x d_z
+# floats); np.savez stores its members uncompressed, so a member inflating 1000-fold is a zip bomb.
+MAX_DICTIONARY_BYTES = 1 << 30
+MAX_COMPRESSION_RATIO = 1000
+_MEMBER_KINDS = {"Z": "fiu", "P": "fiu", "provenance": "U"}  # numpy dtype kinds each member may hold
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError,
+               NotImplementedError, RuntimeError)  # what zipfile raises for truncated, corrupt or odd archives
 
 
 class Places365Features(nn.Module):
@@ -182,33 +194,85 @@ class ConfounderDictionary:
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz) atomically; returns it."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")  # concurrent writers (torchrun ranks) never share it
         meta = json.dumps({"format": DICTIONARY_FORMAT, **self.provenance}, sort_keys=True)
-        np.savez(tmp, Z=self.Z, P=self.P, provenance=np.array(meta))
-        os.replace(tmp, path)
+        with atomic.replacing(path, suffix=".npz") as tmp:  # a unique temp: concurrent writers never share it
+            np.savez(tmp, Z=self.Z, P=self.P, provenance=np.array(meta))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "ConfounderDictionary":
-        """Read a dictionary written by :meth:`save`; anything else is refused with the reason."""
+        """Read a dictionary written by :meth:`save`; anything else is refused with the reason.
+
+        Bounded before anything is inflated: each member's ``.npy`` header must declare exactly the
+        bytes the zip records for it, within :data:`MAX_DICTIONARY_BYTES` and
+        :data:`MAX_COMPRESSION_RATIO`, and hold numbers (Z, P) or one string (provenance). Every
+        refusal is a :class:`~reprolib.data.views.DataFormatError` naming the file and the member.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no confounder dictionary at {path}")
+        refuse = f"{path}: not a confounder dictionary written by reprolib"
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                missing = {"Z", "P", "provenance"} - set(npz.files)
-                if missing:
-                    raise ValueError(f"{path}: missing array(s) {sorted(missing)}")
-                Z, P, meta = npz["Z"], npz["P"], json.loads(str(npz["provenance"]))
-        except (OSError, ValueError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path}: not a confounder dictionary written by reprolib ({err})") from err
+            with zipfile.ZipFile(path) as archive:
+                arrays = _read_members(archive, refuse)
+        except DataFormatError:
+            raise
+        except _ZIP_ERRORS as err:
+            raise DataFormatError(f"{refuse} (unreadable zip archive: {err}; truncated or corrupt?)") from None
+        try:
+            meta = json.loads(str(arrays["provenance"]))
+        except RecursionError:
+            raise DataFormatError(f"{refuse}: member provenance.npy: JSON nested too deeply") from None
+        except ValueError as err:
+            raise DataFormatError(f"{refuse}: member provenance.npy: not valid JSON ({err})") from None
+        if not isinstance(meta, dict):
+            raise DataFormatError(f"{refuse}: member provenance.npy holds a JSON {type(meta).__name__}, "
+                                  "expected a JSON object")
+        Z, P = arrays["Z"], arrays["P"]
         if meta.pop("format", None) != DICTIONARY_FORMAT:
-            raise ValueError(f"{path}: dictionary format is not {DICTIONARY_FORMAT}")
+            raise DataFormatError(f"{path}: dictionary format is not {DICTIONARY_FORMAT}")
         problem = _dictionary_problem(Z, P.reshape(-1) if P.ndim else P)
         if problem:
-            raise ValueError(f"{path}: {problem}")
+            raise DataFormatError(f"{path}: {problem}")
         return cls(Z, P, meta)
+
+
+def _read_members(archive: zipfile.ZipFile, refuse: str) -> dict[str, np.ndarray]:
+    """Z, P and provenance from an open ``.npz``, each checked against its zip record before reading.
+
+    numpy allocates what a header declares before reading a zip member, so the declared size is
+    compared with the zip's record (itself bounded) first; zipfile never inflates past that record.
+    """
+    infos = {info.filename: info for info in archive.infolist()}
+    missing = sorted(key for key in _MEMBER_KINDS if f"{key}.npy" not in infos)
+    if missing:
+        raise DataFormatError(f"{refuse} (missing array(s) {missing})")
+    arrays = {}
+    for key, kinds in _MEMBER_KINDS.items():
+        info = infos[f"{key}.npy"]
+        where = f"{refuse}: member {info.filename}"
+        if info.file_size > MAX_DICTIONARY_BYTES:
+            raise DataFormatError(f"{where} would inflate to {info.file_size} bytes, above the bound of "
+                                  f"{MAX_DICTIONARY_BYTES} bytes for a dictionary")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if ratio > MAX_COMPRESSION_RATIO:
+            raise DataFormatError(f"{where} would inflate {ratio:.0f}-fold ({info.compress_size} -> "
+                                  f"{info.file_size} bytes), above the bound of {MAX_COMPRESSION_RATIO}:1 "
+                                  "(a zip bomb?)")
+        with archive.open(info) as fh:
+            shape, dtype, declared = read_npy_header(fh, where)
+            header = fh.tell()
+        if dtype.kind not in kinds or dtype.names is not None:
+            expected = "numbers" if kinds == "fiu" else "one JSON string"
+            raise DataFormatError(f"{where}: holds {dtype} values; {key} must be {expected}")
+        if kinds == "U" and shape != ():
+            raise DataFormatError(f"{where}: has shape {list(shape)}; {key} must be one JSON string")
+        if header + declared != info.file_size:
+            raise DataFormatError(f"{where}: the header declares shape {list(shape)} of {dtype} ({declared} "
+                                  f"bytes) but the archive records {info.file_size - header} bytes of data")
+        with archive.open(info) as fh:
+            arrays[key] = np.lib.format.read_array(fh, allow_pickle=False)
+    return arrays
 
 
 def _dictionary_problem(Z: np.ndarray, P: np.ndarray) -> str | None:

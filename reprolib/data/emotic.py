@@ -35,8 +35,11 @@ painted black; other people stay visible), ``image`` (unmasked), ``labels``, ``v
 
 Errors are :class:`~reprolib.data.views.DataFormatError` naming the file, and for CSV problems the
 line number: missing CSV, wrong header, wrong number of columns, unparsable cell, unknown category,
-VAD outside 1..10, BBox not 4 numbers, box outside the image. **Missing image files are detected at
-init** (one ``stat`` per distinct image; pass ``check_files=False`` to skip that on slow file
+VAD outside 1..10, BBox not 4 numbers, box outside the image, an image path that is absolute or has a
+``..`` component (annotations from a third-party mirror must not make the loader read files outside
+``image_root``; symbolic links inside it are the data owner's layout and are followed), a pose file
+that is not a plain ``.npy`` of finite numbers of the right shape. **Missing image files are detected
+at init** (one ``stat`` per distinct image; pass ``check_files=False`` to skip that on slow file
 systems, and the error then comes when the item is loaded). **Corrupt images are detected when the
 item is loaded** (decoding every image up front would cost as much as an epoch).
 """
@@ -51,10 +54,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from reprolib.data.base import Record, SubjectContextDataset
-from reprolib.data.views import DataFormatError, normalise_box, size_wh
+from reprolib.data.views import DataFormatError, normalise_box, open_image, read_npy_header, size_wh
 
 CATEGORIES = (
     "Affection", "Anger", "Annoyance", "Anticipation", "Aversion", "Confidence", "Disapproval",
@@ -80,8 +83,12 @@ def _numbers(cell: str, column: str, count: int, where: str) -> list[float]:
     if (not isinstance(value, (list, tuple)) or len(value) != count
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
         raise DataFormatError(f"{where}: {column} must be a list of {count} numbers, got {cell!r}")
-    if not all(math.isfinite(v) for v in value):
-        raise DataFormatError(f"{where}: {column} {cell!r} has a non-finite value")
+    try:
+        finite = all(math.isfinite(v) for v in value)
+    except OverflowError:  # an integer literal too large for a float
+        finite = False
+    if not finite:
+        raise DataFormatError(f"{where}: {column} {cell!r} has a non-finite or out-of-range value")
     return [float(v) for v in value]
 
 
@@ -144,9 +151,65 @@ def read_emotic_csv(path: str | Path) -> list[dict[str, Any]]:
         raise DataFormatError(f"{path}: not a UTF-8 text file ({err})") from None
     except csv.Error as err:
         raise DataFormatError(f"{path}: malformed CSV ({err})") from None
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot read annotation CSV ({err})") from None
     if not rows:
         raise DataFormatError(f"{path}: no annotated persons after the header")
     return rows
+
+
+def image_path(image_root: Path, folder: str, filename: str, where: str) -> Path:
+    """``image_root / Folder / Filename``, refused unless both are plain relative paths.
+
+    Checked on the annotation's text, not with ``Path.resolve``: a ``..`` component or an absolute path
+    is what could reach outside ``image_root``, while a symbolic link inside it (a mirror linking
+    ``mscoco/images`` to an existing COCO copy) is the data owner's layout and must keep working.
+    """
+    shown = f"Folder {folder!r}, Filename {filename!r}"
+    if "\x00" in folder or "\x00" in filename:
+        raise DataFormatError(f"{where}: image path ({shown}) contains a NUL byte")
+    for part in (folder, filename):
+        if Path(part).anchor:
+            raise DataFormatError(f"{where}: image path ({shown}) is absolute; Folder and Filename must be "
+                                  f"relative to the image root {image_root}")
+        if ".." in Path(part).parts:
+            raise DataFormatError(f"{where}: image path ({shown}) has a '..' component; Folder and Filename "
+                                  f"must stay inside the image root {image_root}")
+    return image_root / folder / filename
+
+
+def read_pose(path: Path, rows: int) -> np.ndarray:
+    """The ``[rows, joints, 3]`` keypoint array of a split, every problem named with the file.
+
+    The header is checked before any data is read (a header can declare terabytes; numpy allocates
+    what it declares), then the values: keypoints must be finite numbers.
+    """
+    if not path.is_file():
+        raise DataFormatError(f"{path}: pose file is missing (one [rows, joints, 3] array per split, "
+                              "e.g. from a pose estimator, aligned with the CSV rows)")
+    try:
+        with open(path, "rb") as fh:
+            shape, dtype, declared = read_npy_header(fh, str(path))
+            stored = path.stat().st_size - fh.tell()
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot read pose file ({err})") from None
+    if dtype.kind not in "fiu" or dtype.names is not None:
+        raise DataFormatError(f"{path}: holds {dtype} values; pose keypoints must be numbers (x, y, confidence)")
+    if len(shape) != 3 or shape[0] != rows or shape[2] != 3:
+        raise DataFormatError(f"{path}: expected shape [{rows}, joints, 3], got {list(shape)}")
+    if stored != declared:
+        problem = "truncated" if stored < declared else "followed by extra bytes"
+        raise DataFormatError(f"{path}: {problem}: the header declares {declared} bytes of {dtype} for shape "
+                              f"{list(shape)}, the file holds {stored}")
+    try:
+        poses = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataFormatError(f"{path}: not a plain numpy array ({err})") from None
+    bad = ~np.isfinite(poses)
+    if bad.any():
+        raise DataFormatError(f"{path}: {int(bad.sum())} non-finite value(s) (NaN or inf), the first in row "
+                              f"{int(np.argwhere(bad)[0][0])}; pose keypoints must be finite")
+    return poses
 
 
 class Emotic(SubjectContextDataset):
@@ -180,7 +243,7 @@ class Emotic(SubjectContextDataset):
         checked: dict[Path, bool] = {}
         for row in rows:
             where = f"{self.csv_path}:{row['line']}"
-            path = self.image_root / row["folder"] / row["filename"]
+            path = image_path(self.image_root, row["folder"], row["filename"], where)
             # Fail now, with the line, for a box that cannot lie inside the image it annotates.
             normalise_box(row["box"], row["size"][0], row["size"][1], where)
             if check_files:
@@ -200,16 +263,7 @@ class Emotic(SubjectContextDataset):
     def _attach_pose(self, records: list[Record], rows: list[dict[str, Any]]) -> None:
         """Keypoints from ``<root>/pose/<split>.npy`` ([rows, joints, (x, y, confidence)] in image pixels,
         row i = CSV row i), served as ``pose`` with x, y relative to the person's body box."""
-        path = self.root / "pose" / f"{self.split}.npy"
-        if not path.is_file():
-            raise DataFormatError(f"{path}: pose file is missing (one [rows, joints, 3] array per split, "
-                                  "e.g. from a pose estimator, aligned with the CSV rows)")
-        try:
-            poses = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise DataFormatError(f"{path}: not a plain numpy array ({err})") from None
-        if poses.ndim != 3 or poses.shape[0] != len(rows) or poses.shape[2] != 3:
-            raise DataFormatError(f"{path}: expected shape [{len(rows)}, joints, 3], got {list(poses.shape)}")
+        poses = read_pose(self.root / "pose" / f"{self.split}.npy", len(rows))
         for rec, row, pose in zip(records, rows, poses):
             box, _ = normalise_box(row["box"], row["size"][0], row["size"][1], rec.source)
             scale = np.array([box[2] - box[0], box[3] - box[1]], dtype=np.float32)
@@ -222,13 +276,8 @@ class Emotic(SubjectContextDataset):
             return self._depth_cache[index]
         rec = self.records[index]
         path = self.root / "depth" / rec.path.relative_to(self.image_root).with_suffix(".png")
-        try:
-            with Image.open(path) as im:
-                depth = im.convert("L")
-        except FileNotFoundError:
-            raise DataFormatError(f"{path}: depth map is missing (one 8-bit PNG per image, bright = near)") from None
-        except (UnidentifiedImageError, OSError) as err:
-            raise DataFormatError(f"{path}: cannot decode depth map ({err})") from None
+        depth = open_image(path, "L", what="depth map",
+                           missing_hint=" (one 8- or 16-bit PNG per image, bright = near)")
         arr = np.asarray(depth.resize(size_wh(self.sizes[2]), Image.BILINEAR), dtype=np.float32) / 255.0
         tensor = torch.from_numpy(arr)[None]
         if self.cache:

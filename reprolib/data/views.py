@@ -15,19 +15,25 @@ analyses can count or drop such samples.
 
 from __future__ import annotations
 
+import math
+import struct
+import warnings
+import zlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import IO, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from reprolib.data.errors import DataFormatError  # noqa: F401 - re-exported: loaders import it from here
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class DataFormatError(ValueError):
-    """Raised for input that does not follow the dataset format; the message names the file."""
+# PIL's default decompression-bomb limit (about 9459 x 9459), fixed here so that a program that lifts PIL's
+# global limit does not lift ours: a CAER-S or EMOTIC frame is a small fraction of it.
+MAX_IMAGE_PIXELS = 89_478_485
+_UNSIGNED_16 = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 @dataclass(frozen=True)
@@ -65,16 +71,82 @@ def normalise_box(raw: Sequence[float], width: int, height: int, source: str) ->
     return box, BoxFix(reversed=rev, clipped=clipped)
 
 
-def open_rgb(path) -> Image.Image:
-    """Open an image as RGB, turning any decoding failure into an error that names the file."""
+def open_image(path, mode: str = "RGB", *, what: str = "image file", missing_hint: str = "") -> Image.Image:
+    """Open an image as ``mode`` ("RGB" or "L"); every bad file ends in a :class:`DataFormatError` naming it.
+
+    The one place images are opened, so every view gets the same bounds: more than
+    :data:`MAX_IMAGE_PIXELS` pixels is refused before any pixel is decoded (PIL's decompression-bomb
+    warning counts as a refusal too), 16-bit samples are scaled to 8 bits instead of clipped at 255,
+    and 32-bit integer (values outside 0..255) or floating-point images are refused, as their range
+    is unknown. Any other image decodes exactly as ``Image.convert(mode)`` does.
+    """
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fh) as im:
+                pixels = im.width * im.height
+                if pixels > MAX_IMAGE_PIXELS:
+                    raise DataFormatError(
+                        f"{path}: {what} declares {im.width}x{im.height} = {pixels} pixels, above the bound of "
+                        f"{MAX_IMAGE_PIXELS} pixels (a decompression bomb? dataset frames are far smaller)")
+                im.load()
+                return _convert(im, mode, path, what)
+    except DataFormatError:
+        raise
     except FileNotFoundError:
-        raise DataFormatError(f"{path}: image file is missing") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataFormatError(f"{path}: cannot decode image ({err})") from None
+        raise DataFormatError(f"{path}: {what} is missing{missing_hint}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataFormatError(f"{path}: {what} refused as a possible decompression bomb ({err})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as err:
+        raise DataFormatError(f"{path}: cannot decode {what} ({err})") from None
+
+
+def _convert(im: Image.Image, mode: str, path, what: str) -> Image.Image:
+    """``im`` in ``mode``, for sample depths where ``Image.convert`` would clip or guess silently."""
+    if im.mode in _UNSIGNED_16:
+        # The top 8 bits, as PIL itself reduces 16-bit RGB PNGs; convert() would clip every value at 255.
+        return Image.fromarray((np.asarray(im).astype(np.uint16) >> 8).astype(np.uint8)).convert(mode)
+    if im.mode == "I":
+        lo, hi = im.getextrema()
+        if lo < 0 or hi > 255:
+            raise DataFormatError(f"{path}: {what} is a 32-bit integer image with values {lo}..{hi}; "
+                                  "expected 8-bit or 16-bit samples")
+    if im.mode == "F":
+        raise DataFormatError(f"{path}: {what} is a floating-point image; expected 8-bit or 16-bit samples")
+    return im.convert(mode)
+
+
+def open_rgb(path) -> Image.Image:
+    """Open an image as RGB (see :func:`open_image`)."""
+    return open_image(path, "RGB")
+
+
+def read_npy_header(fh: IO[bytes], source: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, data bytes)`` from the header of a ``.npy`` stream, leaving ``fh`` at the data.
+
+    Read before any data so a loader can check the declared size against the bytes really there: a
+    header may declare terabytes, and ``numpy`` allocates what it declares before reading.
+    """
+    try:
+        magic = fh.read(8)
+        if magic[:2] == b"PK":
+            raise DataFormatError(f"{source}: a zip archive (an .npz?), not a .npy array")
+        if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+            raise DataFormatError(f"{source}: not a .npy array (starts with {magic[:8]!r})")
+        version = (magic[6], magic[7])
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise DataFormatError(f"{source}: .npy format version {version[0]}.{version[1]} is not supported")
+    except DataFormatError:
+        raise
+    except (ValueError, EOFError, OSError, struct.error) as err:
+        raise DataFormatError(f"{source}: unreadable .npy header ({err})") from None
+    if any(n < 0 for n in shape):
+        raise DataFormatError(f"{source}: .npy header declares a negative dimension in {shape}")
+    return tuple(shape), dtype, math.prod(shape) * dtype.itemsize
 
 
 def size_wh(size: int | tuple[int, int]) -> tuple[int, int]:
