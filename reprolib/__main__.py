@@ -18,17 +18,9 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .parameters import ParameterError, check_value, option
+
 PROG = "reprolib"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -95,11 +87,11 @@ def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--cell-timeout",
-        type=float,
+        type=option("cell_timeout", float),
         metavar="SECONDS",
         help="fail a cell that runs longer than this (default: no limit)",
     )
-    p.add_argument("--jobs", type=_positive_int, metavar="N",
+    p.add_argument("--jobs", type=option("jobs"), metavar="N",
                    help="notebooks at a time, threads shared out (default: 2 at smoke size on 2+ cores, "
                    "1 at full size)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -126,7 +118,7 @@ def _add_refresh(subparsers: argparse._SubParsersAction) -> None:
         "progress bars off and run metadata stripped. Commit the result together with results/.",
     )
     p.add_argument("only", nargs="+", metavar="NB", help="notebooks: number prefix (01) or full name")
-    p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--jobs", type=option("jobs"), default=None, metavar="N",
                    help="notebooks at a time, as `reproduce` and `make nbval` run them (default: as reproduce)")
     p.set_defaults(func=_cmd_refresh)
 
@@ -136,6 +128,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     log = print if distributed.is_main() else (lambda *_, **__: None)  # under torchrun, rank 0 speaks
     try:
+        check_value("seeds", args.seeds)  # --only: sweeps.sweep and mer.sweep name unknown ones themselves
         if args.method == "causalmer":
             table = mer.sweep(args.size, args.seeds, args.only or mer.DATASETS, log=log)
         else:
@@ -164,7 +157,7 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reuse-baselines", action="store_true",
                    help="ccim/clef: take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--seeds", type=option("seed"), nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five); with --method causalmer: datasets (iemocap, mosei)")
     p.set_defaults(func=_cmd_sweep)
 
@@ -186,9 +179,10 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sizes", nargs="+", choices=("smoke", "full"), default=["smoke", "full"],
                    help="model and view sizes to time the causal modules at")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (the median is kept)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--repeats", type=option("repeats"), default=5,
+                   help="timed calls per measurement (the median is kept)")
+    p.add_argument("--batch-size", type=option("batch_size"), default=8)
+    p.add_argument("--device", type=option("device", str), help="cpu or cuda (default: cuda when available)")
     p.add_argument("--run-suite", action="store_true",
                    help="also run the whole smoke suite (reprolib reproduce) and time it")
     p.set_defaults(func=_cmd_bench)
@@ -201,9 +195,10 @@ def _cmd_seeds(args: argparse.Namespace) -> int:
 
     workdir = Path(args.workdir) if args.workdir else paths.repo_root() / "results" / "executed" / "seeds"
     try:
+        check_value("seeds", args.seeds)
         notebooks = [p.stem for p in runner.select_notebooks(runner.find_notebooks(), args.only)
                      if p.stem not in seeds.DERIVED]
-    except runner.SelectionError as exc:
+    except (runner.SelectionError, ParameterError) as exc:
         print(f"{PROG} seeds: error: {exc}", file=sys.stderr)
         return 2
     if not args.collect_only:
@@ -234,9 +229,10 @@ def _add_seeds(subparsers: argparse._SubParsersAction) -> None:
         description="Seed 0 is the committed run (results/<notebook>.json, from `make reproduce` or "
         "`reprolib refresh`); the other seeds run here, each in results/executed/seeds/seed_N/.",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="seeds to run besides 0 (default: 1 2)")
+    p.add_argument("--seeds", type=option("seed"), nargs="+", default=[1, 2],
+                   help="seeds to run besides 0 (default: 1 2)")
     p.add_argument("--only", nargs="+", metavar="NB", help="notebooks (default: every one that trains)")
-    p.add_argument("--jobs", type=int, default=1, help="seeds run at a time (threads are shared out)")
+    p.add_argument("--jobs", type=option("jobs"), default=1, help="seeds run at a time (threads are shared out)")
     p.add_argument("--workdir", metavar="DIR", help="where the seed runs go (default results/executed/seeds)")
     p.add_argument("--collect-only", action="store_true", help="do not run; collect the runs already there")
     p.set_defaults(func=_cmd_seeds)

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from reprolib import distributed
+from reprolib import atomic, distributed
+from reprolib.parameters import check_fit
 from reprolib.progress import progress
 from reprolib.seed import seed_everything
 
@@ -199,9 +202,125 @@ def predict(model: nn.Module, data: Dataset, *, target_key: str = "label", batch
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save under a unique temporary name, renamed into place: two writers of one checkpoint
+    never share a temporary file, and a killed or failed save leaves only the previous checkpoint."""
+    with atomic.replacing(path) as tmp:
+        torch.save(obj, tmp)
+
+
+class CheckpointError(ValueError):
+    """A ``last.pt`` that cannot be resumed from; the message names the file, the problem and the way out."""
+
+
+# key -> (accepted types, whether None is allowed): what fit itself writes into a checkpoint
+_CHECKPOINT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "epoch": ((int,), False), "config": ((dict,), False), "model": ((dict,), False),
+    "optimizer": ((dict,), False), "scheduler": ((dict,), True), "scaler": ((dict,), False),
+    "loader_rng": ((torch.Tensor,), False), "torch_rng": ((torch.Tensor,), False),
+    "cuda_rng": ((torch.Tensor,), True), "history": ((list,), False), "best_epoch": ((int,), False),
+    "best_val": ((float, int), False), "best_model": ((dict,), True),
+}
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict:
+    """Read ``path`` and check that it is a checkpoint this loop wrote, key by key, before anything uses it;
+    any problem is a :class:`CheckpointError` saying what is wrong instead of a KeyError or a torch error."""
+    fix = "delete it to start afresh, or pass resume=False"
+
+    def bad(problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: cannot resume: {problem}; {fix}")
+
+    if not path.is_file():
+        raise bad("it is not a file")
+    if path.stat().st_size == 0:
+        raise bad("the file is empty (a save killed before its first byte)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:  # torch's own text is long and asks to trust the file: keep its cause
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+        found = re.search(r"WeightsUnpickler error: (.*?)(?: Please use|$)", text, re.MULTILINE)
+        reason = found.group(1).strip() if found else (text.strip().splitlines() or [type(err).__name__])[0]
+        raise bad(f"not a checkpoint of fit: it does not load with weights_only=True ({reason})") from err
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged zip or pickle
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise bad(f"not a checkpoint, or a truncated or damaged one ({type(err).__name__}: {reason})") from err
+    if not isinstance(state, dict):
+        raise bad(f"it holds a {type(state).__name__}, not a dict of training state (not a checkpoint of fit)")
+    missing = [key for key in _CHECKPOINT_FIELDS if key not in state and key != "cuda_rng"]
+    if missing:
+        raise bad(f"the checkpoint lacks {', '.join(repr(k) for k in missing)} (not a checkpoint of fit)")
+    for key, (types, optional) in _CHECKPOINT_FIELDS.items():
+        value = state.get(key)
+        if (value is None and optional) or (isinstance(value, types) and not isinstance(value, bool)):
+            continue
+        expected = " or ".join(t.__name__ for t in types) + (" or None" if optional else "")
+        raise bad(f"checkpoint entry {key!r} is a {type(value).__name__}, expected {expected}")
+    for key in ("loader_rng", "torch_rng", "cuda_rng"):
+        value = state.get(key)
+        if value is not None and (value.dtype != torch.uint8 or value.dim() != 1):
+            raise bad(f"checkpoint entry {key!r} is a {value.dtype} tensor of shape {tuple(value.shape)}, "
+                      "expected a 1-D uint8 random-generator state")
+    history = state["history"]
+    if not all(isinstance(record, dict) for record in history):
+        raise bad("checkpoint entry 'history' is not a list of per-epoch records (dicts)")
+    if state["epoch"] < 1 or state["epoch"] != len(history):
+        raise bad(f"checkpoint entry 'epoch' is {state['epoch']} but its history holds {len(history)} epoch(s)")
+    return state
+
+
+def _restore(path: Path, state: dict, model: nn.Module, opt, sched, scaler, generator: torch.Generator,
+             device: torch.device) -> None:
+    """Load a checked checkpoint's model, optimiser, scheduler, scaler and random states, first checking that
+    they fit this run (names and shapes), so a mismatch is a :class:`CheckpointError`, not a torch error
+    from a half-loaded model or from the first optimiser step."""
+
+    def bad(key: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: cannot resume: checkpoint entry {key!r} {problem}; delete it to start "
+                               "afresh, or pass resume=False")
+
+    def shape(value: Any) -> Any:  # a module's extra state need not be a tensor
+        return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+    expected = {k: shape(v) for k, v in model.state_dict().items()}
+    for key in ("model", "best_model"):
+        saved = state[key]
+        if saved is None:
+            continue
+        got = {k: shape(v) for k, v in saved.items()}
+        if got != expected:
+            missing, extra = sorted(expected.keys() - got.keys()), sorted(got.keys() - expected.keys())
+            shapes = [k for k in expected.keys() & got.keys() if expected[k] != got[k]]
+            detail = "; ".join(part for part in (
+                f"missing {missing[:5]}" if missing else "", f"unexpected {extra[:5]}" if extra else "",
+                "other shapes for " + ", ".join(f"{k} {got[k]} (model {expected[k]})" for k in sorted(shapes)[:5])
+                if shapes else "") if part)
+            raise bad(key, f"holds the weights of another model than this {type(model).__name__} ({detail})")
+    if sched is not None and state["scheduler"] is None:
+        raise bad("scheduler", "is None but this run steps the learning rate (lr_step)")
+    for key, target in (("model", model), ("optimizer", opt), ("scheduler", sched), ("scaler", scaler)):
+        if target is None:
+            continue
+        try:
+            target.load_state_dict(state[key])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise bad(key, f"does not fit this run's {type(target).__name__} ({type(err).__name__}: {reason})") from err
+    params = {id(p): p for group in opt.param_groups for p in group["params"]}
+    for param_id, slots in ((id(p), s) for p, s in opt.state.items()):
+        param = params.get(param_id)
+        for name, value in slots.items():
+            if param is not None and isinstance(value, torch.Tensor) and value.dim() > 0 \
+                    and value.shape != param.shape:
+                raise bad("optimizer", f"holds {name} of shape {tuple(value.shape)} for a parameter of shape "
+                                       f"{tuple(param.shape)}")
+    rngs = [("loader_rng", generator.set_state), ("torch_rng", torch.set_rng_state)]
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        rngs.append(("cuda_rng", lambda s: torch.cuda.set_rng_state(s, device)))
+    for key, set_state in rngs:
+        try:
+            set_state(state[key].cpu())
+        except (RuntimeError, ValueError, TypeError) as err:
+            raise bad(key, f"is not a random-generator state of this torch ({err})") from err
 
 
 def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: float = 1e-3,
@@ -221,6 +340,7 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
     maximised on ``val`` (default: accuracy or mAP by target type). ``on_epoch_end(record)`` is
     called after each epoch's checkpoint is written.
     """
+    check_fit(locals())  # bad numbers are named before any data is touched
     generator = seed_everything(seed)
     distributed.init()
     world = distributed.world_size()
@@ -256,19 +376,11 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
     if ckpt_path is not None:
         ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         if resume and ckpt_path.exists():
-            state = torch.load(ckpt_path, map_location=dev, weights_only=True)
+            state = _load_checkpoint(ckpt_path, dev)
             if state["config"] != config:
-                raise ValueError(f"{ckpt_path}: checkpoint was written with {state['config']}, this run uses "
-                                 f"{config}; use another checkpoint_dir or resume=False")
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            generator.set_state(state["loader_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            if dev.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], dev)
+                raise CheckpointError(f"{ckpt_path}: checkpoint was written with {state['config']}, this run uses "
+                                      f"{config}; use another checkpoint_dir or resume=False")
+            _restore(ckpt_path, state, model, opt, sched, scaler, generator, dev)
             result.history = list(state["history"])
             result.best_epoch, result.best_val = state["best_epoch"], state["best_val"]
             best_state = state["best_model"]

@@ -31,7 +31,7 @@ from reprolib.engine import predict
 from reprolib.models.mult import MulT
 from reprolib.progress import progress
 from reprolib.results import write_metrics
-from reprolib.sweeps import summarise
+from reprolib.sweeps import Journal, summarise
 
 DATASETS = ("iemocap", "mosei")
 MODELS = ("mult", "causalmer")
@@ -177,25 +177,36 @@ def sweep(size: str = "medium", seeds=(0, 1, 2), datasets=DATASETS, log=print) -
     if unknown:
         raise ValueError(f"unknown dataset(s) {unknown}; choose from {list(DATASETS)}")
     table: dict[str, Any] = {}
+    # each finished run is journalled at once, so a crash loses only the run it interrupted (reprolib.sweeps)
+    journal = Journal(f"sweep_causalmer_{size}", {"size": size, "seeds": list(seeds), "datasets": list(datasets),
+                                                         "spec": SIZES[size], "splits": SMOKE_SPLITS}, log)
     for dataset in progress(list(datasets), desc=f"sweep causalmer {size}"):
         data = open_data(dataset, size)
         rows: dict[str, Any] = {}
         for name, build in builders(data, size).items():
             runs = []
             for seed in seeds:
-                started = time.perf_counter()
-                run = train(data, name, build, size=size, seed=seed)
-                record = evaluate(run, data)
-                summary = record["study"]["summary"]
-                runs.append({"seed": seed, "seconds": time.perf_counter() - started, **record,
-                             "std_drop": summary["std_drop"], "mean_drop": summary["mean_drop"]})
-                log(f"{dataset:7s} {name:9s} seed {seed}: test {record['test']:.3f}, drop std "
-                    f"{summary['std_drop']:.3f}, mean drop {summary['mean_drop']:.3f} ({runs[-1]['seconds']:.0f} s)")
+                row = journal.get(dataset, name, seed)
+                if row is None:
+                    started = time.perf_counter()
+                    run = train(data, name, build, size=size, seed=seed)
+                    record = evaluate(run, data)
+                    summary = record["study"]["summary"]
+                    row = journal.add((dataset, name, seed), {
+                        "seed": seed, "seconds": time.perf_counter() - started, **record,
+                        "std_drop": summary["std_drop"], "mean_drop": summary["mean_drop"]})
+                    note = f"({row['seconds']:.0f} s)"
+                else:
+                    note = f"(kept from the journal, trained in {row['seconds']:.0f} s before the interruption)"
+                runs.append(row)
+                log(f"{dataset:7s} {name:9s} seed {seed}: test {row['test']:.3f}, drop std "
+                    f"{row['std_drop']:.3f}, mean drop {row['mean_drop']:.3f} {note}")
             rows[name] = {"runs": runs, **{k: summarise([r[k] for r in runs]) for k in SWEEP_COLUMNS}}
         table[dataset] = {"metric": data.metric_name, "chance": data.chance(), "variants": rows}
     spec = SIZES[size]
     write_metrics(f"sweep_causalmer_{size}", table, {"size": size, "seeds": list(seeds), "datasets": list(datasets),
                                                      **spec, "splits": {k: n * spec["scale"] for k, n in SMOKE_SPLITS.items()}})
+    journal.close()
     return table
 
 

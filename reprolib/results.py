@@ -7,12 +7,11 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from reprolib import distributed
+from reprolib import atomic, distributed
 from reprolib.paths import repo_root, results_dir
 
 
@@ -89,17 +88,10 @@ def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write to a unique temporary file in the same folder, then rename: readers never see half a file
+    (:func:`reprolib.atomic.replacing`); results are meant to be shared, so the file is world-readable."""
+    with atomic.replacing(Path(path), mode=0o644) as tmp:
+        tmp.write_text(text)
 
 
 def write_metrics(name: str, metrics: dict[str, Any], parameters: dict[str, Any] | None = None,

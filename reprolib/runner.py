@@ -16,7 +16,9 @@ Choices worth knowing:
   failed run). They are written atomically: papermill saves after every cell into a hidden temporary
   file in the output folder, which is renamed over the final name when the notebook ends (also when
   it failed, so the executed copy shows where). An interrupted run never leaves a half-written
-  ``<name>.ipynb``.
+  ``<name>.ipynb``. SIGTERM becomes an exception (exit status 143) that removes the temporary files
+  and stops the kernels, also of notebooks running two at a time; the temporaries of a killed run
+  carry its PID and are removed when the notebook runs again.
 * ``MPLBACKEND=agg`` is set for the run when the user has not chosen a backend. tqdm's own
   environment variables are left alone.
 """
@@ -26,17 +28,20 @@ from __future__ import annotations
 import ast
 import logging
 import os
+import signal
 import sys
-import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from . import paths
+from . import atomic, paths
 from .notebook_meta import INJECTED_TAG, PARAMETERS_TAG, cell_tags, load_notebook, parameter_names
+from .parameters import ParameterError, check, check_known, check_value
 
 KERNEL_NAME = "python3"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -45,10 +50,6 @@ SIZES = ("smoke", "full")
 
 class SelectionError(ValueError):
     """A ``--only`` selector that matches no notebook, or no notebooks at all."""
-
-
-class ParameterError(ValueError):
-    """A ``-p`` override that is not of the form ``name=value`` with a valid name."""
 
 
 @dataclass
@@ -151,10 +152,12 @@ def parse_parameter(text: str) -> tuple[str, Any]:
 def build_parameters(size: str = "smoke", overrides: Iterable[str] = ()) -> dict[str, Any]:
     """The papermill parameters for a run: ``size`` only when not smoke, then each ``name=value``.
 
-    A ``-p size=...`` that contradicts an explicit ``size="full"`` is an error.
+    Each value is checked by the rule of its name (:mod:`reprolib.parameters`) here, before any
+    notebook starts, rather than minutes later inside one; a name without a rule passes (the
+    per-notebook unknown-parameter warning covers it). A ``-p size=...`` that contradicts an
+    explicit ``size="full"`` is an error.
     """
-    if size not in SIZES:
-        raise ParameterError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+    check_value("size", size)
     params: dict[str, Any] = {}
     if size != "smoke":
         params["size"] = size
@@ -163,7 +166,7 @@ def build_parameters(size: str = "smoke", overrides: Iterable[str] = ()) -> dict
         if name == "size" and "size" in params and params["size"] != value:
             raise ParameterError(f"--size {size} contradicts -p {text}")
         params[name] = value
-    return params
+    return check_known(params)
 
 
 def unknown_parameters(notebook: str | Path | Mapping[str, Any], parameters: Iterable[str]) -> list[str]:
@@ -279,10 +282,62 @@ def _last_started_cell(executed: Path) -> tuple[int, int | None] | None:
     return started[-1] if started else None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+class Terminated(SystemExit):
+    """SIGTERM turned into an exception (exit status 128 + 15), so that ``finally`` blocks run: the
+    partial notebook is removed and the kernels are stopped instead of being left behind."""
+
+
+@contextmanager
+def sigterm_as_exception() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread.
+
+    Only the main thread may install a handler (and only it receives the exception), so in another
+    thread, or where a handler other than the default is installed (ours, or the caller's), it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_KERNELS: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_KERNEL_MANAGER: type | None = None
+
+
+def _tracked_kernel_manager() -> type:
+    """nbclient's default kernel manager, recording itself: when the run is terminated, the main thread
+    can stop the kernels that worker threads are waiting on (it cannot interrupt the threads)."""
+    global _KERNEL_MANAGER
+    if _KERNEL_MANAGER is None:
+        from jupyter_client import AsyncKernelManager
+
+        class TrackedKernelManager(AsyncKernelManager):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                _KERNELS.add(self)
+
+        _KERNEL_MANAGER = TrackedKernelManager
+    return _KERNEL_MANAGER
+
+
+def _stop_kernels() -> None:
+    """SIGTERM to every kernel this process started that still runs (its notebook then ends at once)."""
+    for km in list(_KERNELS):
+        process = getattr(getattr(km, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:  # poll: never signal a reaped (reusable) pid
+            try:
+                process.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
 
 
 class _DropUnknownParameterWarning(logging.Filter):
@@ -301,12 +356,18 @@ def run_notebook(
     execution_timeout: float | None = None,
     cwd: str | Path | None = None,
     warn: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> NotebookResult:
     """Execute one notebook into ``output_dir/<name>.ipynb``; never raises for a notebook failure.
 
     ``cwd`` defaults to the notebook's own folder. ``execution_timeout`` is per cell, in seconds
     (``None``: no limit, papermill's default). Warnings (unknown parameters) are collected in the
     result and also passed to ``warn`` before the notebook starts.
+
+    The executed copy grows in a hidden temporary file named with this process's PID
+    (:mod:`reprolib.atomic`): temporaries of runs that were killed are removed when the same notebook
+    runs again. SIGTERM (in the main thread) and ``KeyboardInterrupt`` remove it and propagate;
+    ``stop`` (set by :func:`run_notebooks` when the whole run is terminated) discards it too.
     """
     import papermill as pm  # imported here: ``reprolib --help`` should not pay for it
 
@@ -330,13 +391,9 @@ def run_notebook(
         if warn is not None:
             warn(message)
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".partial.ipynb", dir=output_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
     engine_kwargs = {} if execution_timeout is None else {"execution_timeout": execution_timeout}
     start = time.perf_counter()
-    try:
+    with sigterm_as_exception(), atomic.temp_file(final, suffix=".partial.ipynb") as tmp:
         try:
             pm.execute_notebook(
                 str(path),
@@ -345,6 +402,7 @@ def run_notebook(
                 kernel_name=kernel_name,
                 progress_bar=False,
                 cwd=str(cwd if cwd is not None else path.parent),
+                kernel_manager_class=_tracked_kernel_manager(),
                 **engine_kwargs,
             )
             result.ok = True
@@ -359,12 +417,12 @@ def run_notebook(
                 result.cell_index = _source_cell_index(source_nb, stopped[0], bool(parameters))
                 result.exec_count = stopped[1]
         result.seconds = time.perf_counter() - start
-        if tmp.exists() and tmp.stat().st_size > 0:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private; give it normal permissions
-            os.replace(tmp, final)
+        if stop is not None and stop.is_set():  # cut short by a terminated run: not a result to keep
+            result.error = result.error or "the run was terminated"
+            result.ok = False
+        elif tmp.exists() and tmp.stat().st_size > 0:
+            atomic.publish(tmp, final)
             result.output_path = final
-    finally:
-        tmp.unlink(missing_ok=True)
     return result
 
 
@@ -398,10 +456,11 @@ def run_notebooks(
     drop_duplicate = _DropUnknownParameterWarning()
     papermill_logger.addFilter(drop_duplicate)
     bar = tqdm(total=len(paths_in_order), unit="notebook", disable=not progress, file=log, dynamic_ncols=True)
+    stop = threading.Event()  # set when the run is terminated: workers then discard their partial copies
 
     def one(path: Path) -> NotebookResult:
         return run_notebook(path, output_dir, parameters, kernel_name=kernel_name,
-                            execution_timeout=execution_timeout,
+                            execution_timeout=execution_timeout, stop=stop,
                             warn=lambda message: bar.write(f"warning: {path.stem}: {message}", file=log))
 
     def finished(path: Path, result: NotebookResult) -> None:
@@ -412,7 +471,8 @@ def run_notebooks(
         bar.update(1)
 
     try:
-        with headless_environment(), thread_environment(threads_per_job(jobs) if jobs > 1 else None):
+        with sigterm_as_exception(), headless_environment(), \
+                thread_environment(threads_per_job(jobs) if jobs > 1 else None):
             if jobs == 1:
                 for path in paths_in_order:
                     bar.set_description(path.stem)
@@ -420,15 +480,24 @@ def run_notebooks(
             else:  # each kernel is its own process; the threads here only wait for them
                 pending, running = list(paths_in_order), {}
                 with ThreadPoolExecutor(max_workers=jobs) as pool:
-                    while pending or running:
-                        while pending and len(running) < jobs:
-                            path = pending.pop(0)
-                            running[pool.submit(one, path)] = path
-                        bar.set_description(", ".join(p.stem[:2] for p in running.values()) + " running")
-                        done, _ = wait(running, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            finished(running.pop(future), future.result())
+                    try:
+                        while pending or running:
+                            while pending and len(running) < jobs:
+                                path = pending.pop(0)
+                                running[pool.submit(one, path)] = path
+                            bar.set_description(", ".join(p.stem[:2] for p in running.values()) + " running")
+                            done, _ = wait(running, return_when=FIRST_COMPLETED)
+                            for future in done:
+                                finished(running.pop(future), future.result())
+                    except BaseException:  # SIGTERM or Ctrl-C reach this thread only: end the workers' runs
+                        stop.set()
+                        _stop_kernels()
+                        raise
                 bar.set_description("done")
+    except BaseException:
+        stop.set()
+        _stop_kernels()  # jobs == 1: nbclient shuts its kernel down itself; this only makes sure
+        raise
     finally:
         bar.close()
         papermill_logger.removeFilter(drop_duplicate)
@@ -481,6 +550,7 @@ def reproduce(
     out = out if out is not None else sys.stdout
     folder = Path(notebooks_folder) if notebooks_folder is not None else paths.notebooks_dir()
     parameters = build_parameters(size, overrides)
+    check(jobs=jobs, cell_timeout=execution_timeout)
     notebooks = find_notebooks(folder)
     if not notebooks:
         raise SelectionError(f"no numbered notebooks ({NOTEBOOK_GLOB}) in {folder}")
@@ -524,9 +594,8 @@ def refresh_committed(path: Path, *, kernel_name: str = "python3", timeout: floa
         else:
             os.environ["TQDM_DISABLE"] = previous
     strip_run_metadata(nb)
-    tmp = path.with_name(f".{path.name}.refresh")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
+    with atomic.replacing(path, suffix=".refresh") as tmp:  # unique per writer; a killed one is cleaned later
+        nbformat.write(nb, tmp)
     return path
 
 

@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reprolib import atomic
 from reprolib.paths import results_dir
 
 STORE_FOLDER = ("checkpoints", "runs")
@@ -190,18 +190,11 @@ def restore_random_states(states: dict) -> None:
 
 
 def save(description: dict, state: dict, history: list[dict], best_epoch: int, best_val: float, origin: str) -> Path:
-    """Write the trained run under its key (atomically; a unique temporary name per writer)."""
-    folder = store_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{key_of(description)}.pt"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    """Write the trained run under its key (atomically, under a unique temporary name per writer, so two
+    notebooks storing the same run never collide; :func:`reprolib.atomic.replacing`)."""
+    path = store_dir() / f"{key_of(description)}.pt"
+    with atomic.replacing(path) as tmp:
         torch.save({"description": json.dumps(description, sort_keys=True), "model": state, "history": history,
                     "best_epoch": best_epoch, "best_val": best_val, "origin": origin,
                     "random_states": random_states()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

@@ -11,16 +11,25 @@ for each baseline without and with CCIM (both strategies, notebook 02's dictiona
 
 Sizes: ``smoke`` is the notebooks' default; ``medium`` doubles the synthetic data and trains 15
 epochs (CPU, minutes per run); ``full`` uses ResNet-18 encoders, larger views and more data (GPU).
+
+A crash does not lose the finished runs: each one is appended to a journal as soon as it ends
+(:class:`Journal`, under ``<results>/checkpoints/sweeps/``, git-ignored), and the same command run
+again skips them. Every run seeds itself, so skipping some does not change the others; the final
+table equals an uninterrupted sweep's (wall-clock ``seconds`` are those of the original runs).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from reprolib import experiments
+from reprolib import atomic, distributed, experiments, runstore
+from reprolib.paths import results_dir
 from reprolib.progress import progress
 from reprolib.results import write_metrics
 
@@ -101,6 +110,67 @@ def _variants(method: str) -> dict[str, Callable | None]:
             "ccim_additive": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "additive")}
 
 
+JOURNAL_FOLDER = ("checkpoints", "sweeps")
+
+
+class Journal:
+    """The finished runs of one sweep, one JSON line each, appended as each run ends.
+
+    The file is named by the sweep and a hash of what its runs' numbers depend on: the sweep's
+    arguments (method, size and its preset, seeds, selection), the package's code digest
+    (:func:`reprolib.runstore.code_digest`), torch's version, thread count, device and world size. A
+    re-run with all of these the same reads it back and skips the runs in it; any difference gives
+    another file, so no run is kept across a change that could alter it. A torn last line
+    (the process was killed while appending) and any unreadable line are ignored. Under torchrun every
+    rank reads it and rank 0 alone writes it."""
+
+    def __init__(self, name: str, arguments: dict[str, Any], log: Callable[[str], None] = print):
+        import torch
+
+        self.description = {"sweep": name, "arguments": arguments, "code": runstore.code_digest(),
+                            "torch": torch.__version__, "threads": torch.get_num_threads(),
+                            "device": "cuda" if torch.cuda.is_available() else "cpu",
+                            "world_size": distributed.world_size()}
+        text = json.dumps(self.description, sort_keys=True, default=str)
+        self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.path: Path = results_dir().joinpath(*JOURNAL_FOLDER, f"{name}-{self.key}.jsonl")
+        self.done: dict[str, dict] = {}
+        for line in atomic.read_lines(self.path):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("key") == self.key and isinstance(record.get("run"), str) \
+                    and isinstance(record.get("row"), dict):
+                self.done[record["run"]] = record["row"]
+        if self.done:
+            log(f"{name}: {len(self.done)} run(s) finished by an interrupted sweep with the same arguments and "
+                f"code are kept from {self.path}, not trained again")
+
+    @staticmethod
+    def _id(parts: tuple) -> str:
+        return json.dumps(list(parts))
+
+    def get(self, *parts) -> dict | None:
+        """The row of a finished run (e.g. ``get(name, variant, seed)``), or None."""
+        return self.done.get(self._id(parts))
+
+    def add(self, parts: tuple, row: dict[str, Any]) -> dict[str, Any]:
+        """Record a finished run at once; returns the row as the journal gives it back (JSON-plain), so
+        that a table built from fresh and from journalled rows is the same."""
+        row = json.loads(json.dumps(row, default=float))
+        self.done[self._id(parts)] = row
+        if distributed.is_main():
+            atomic.append_line(self.path, json.dumps({"key": self.key, "run": self._id(parts), "row": row},
+                                                     default=float))
+        return row
+
+    def close(self) -> None:
+        """Remove the journal (the final JSON holds every run now)."""
+        if distributed.is_main():
+            self.path.unlink(missing_ok=True)
+
+
 def _reusable_baseline_runs(size: str, seeds) -> dict[str, list[dict]]:
     """Per-seed baseline runs from ``sweep_baselines_<size>.json`` when it used these seeds (the CCIM
     sweep's baseline rows come from the same code path, so re-training them would repeat the numbers)."""
@@ -136,6 +206,9 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
     names = [n for n in baselines if not only or n in only]
     variants = _variants(method)
     reused = _reusable_baseline_runs(size, seeds) if reuse_baselines and method != "baselines" else {}
+    journal = Journal(f"sweep_{method}_{size}", {"method": method, "size": size, "seeds": list(seeds),
+                                                 "only": names, "reuse_baselines": bool(reuse_baselines),
+                                                 "spec": spec, "sizes": SMOKE_SIZES}, log)
     data: dict[str, experiments.DataBundle] = {}
     dictionaries: dict[str, Any] = {}
     table: dict[str, Any] = {}
@@ -161,15 +234,23 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
             else:
                 runs = []
                 for seed in seeds:
-                    started = time.perf_counter()
-                    make = (lambda: build(d, spec["backbone"])) if wrap is None else (
-                        lambda: wrap(build(d, spec["backbone"]), d, dictionaries.get(kind), spec["backbone"]))
-                    run = experiments.train_and_score(make, d, seed=seed, epochs=spec["epochs"], lr=spec["lr"],
-                                                      batch_size=64, desc=f"{name} {variant} seed {seed}")
-                    runs.append({"seed": seed, **run.scores, "gap": run.gap, "best_epoch": run.fit.best_epoch,
-                                 "seconds": time.perf_counter() - started})
-                    log(f"{name:9s} {variant} seed {seed}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.scores.items())
-                        + f", gap {run.gap:.3f} ({runs[-1]['seconds']:.0f} s)")
+                    row = journal.get(name, variant, seed)
+                    if row is None:
+                        started = time.perf_counter()
+                        make = (lambda: build(d, spec["backbone"])) if wrap is None else (
+                            lambda: wrap(build(d, spec["backbone"]), d, dictionaries.get(kind), spec["backbone"]))
+                        run = experiments.train_and_score(make, d, seed=seed, epochs=spec["epochs"], lr=spec["lr"],
+                                                          batch_size=64, desc=f"{name} {variant} seed {seed}")
+                        row = journal.add((name, variant, seed), {
+                            "seed": seed, **run.scores, "gap": run.gap, "best_epoch": run.fit.best_epoch,
+                            "seconds": time.perf_counter() - started})
+                        note = f"({row['seconds']:.0f} s)"
+                    else:
+                        note = f"(kept from the journal, trained in {row['seconds']:.0f} s before the interruption)"
+                    runs.append(row)
+                    scores = [k for k in row if k not in ("seed", "gap", "best_epoch", "seconds")]
+                    log(f"{name:9s} {variant} seed {seed}: " + ", ".join(f"{k} {row[k]:.3f}" for k in scores)
+                        + f", gap {row['gap']:.3f} {note}")
             rows[variant] = {"runs": runs, **{key: summarise([r[key] for r in runs]) for key in ("test", "test_ood", "gap")}}
         head = {"dataset": kind, "metric": d.metric_name, "chance": d.chance()}
         table[name] = {**head, **rows["baseline"]} if method == "baselines" else {**head, "variants": rows}
@@ -179,6 +260,7 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
         params.update(dictionary_size=DICTIONARY_SIZE, dictionaries={k: v.provenance for k, v in dictionaries.items()},
                       baselines_reused=sorted(reused.keys() & set(names)))
     write_metrics(f"sweep_{method}_{size}", table, params)
+    journal.close()
     return table
 
 

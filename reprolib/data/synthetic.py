@@ -30,14 +30,13 @@ from dataclasses import dataclass
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from reprolib import distributed
+from reprolib import atomic, distributed
 from reprolib.data import draw as D
 from reprolib.data.caers import CLASSES as CAERS_FORMAT_CLASSES
 from reprolib.data.emotic import CATEGORIES as EMOTIC_FORMAT_CATEGORIES
@@ -110,11 +109,14 @@ def build_cached(root: str | os.PathLike, name: str, seed: int, knobs: dict[str,
 
 
 def _build_once(target: Path, name: str, seed: int, knobs: dict[str, Any], writer) -> Path:
+    """Write the dataset into a temporary folder beside ``target`` and rename it into place.
+
+    The temporary folder's name carries this process's host and PID (:mod:`reprolib.atomic`), so the
+    leftovers of a killed generation of the same target are removed here, while those of a live
+    concurrent generator are left alone."""
     if (target / _COMPLETE_MARKER).exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic.temp_dir(target) as tmp:
         truth = writer(tmp, np.random.default_rng(seed))
         truth = {"generator": name, "version": GENERATOR_VERSION, "seed": int(seed), "knobs": knobs, **truth}
         (tmp / TRUTH_FILE).write_text(json.dumps(truth, sort_keys=True))
@@ -127,9 +129,6 @@ def _build_once(target: Path, name: str, seed: int, knobs: dict[str, Any], write
             if not (target / _COMPLETE_MARKER).exists():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
@@ -873,14 +872,9 @@ def _write_mult(path: str | os.PathLike, dataset: str, seed: int, knobs: dict[st
         target = folder / mult_filename(name, k["aligned"])
         if target.is_file():
             return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale(target)  # free a killed run's half-written file before generating a new one
     data, _ = generate_mult(name, seed, **knobs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic.replacing(target) as tmp:  # a unique temp, and those of killed writers removed first
+        with open(tmp, "wb") as fh:
             pickle.dump(data, fh, protocol=4)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
