@@ -71,3 +71,19 @@ def test_each_array_owns_its_block():
     out = restricted_load(pickle.dumps({"a": np.ones(3), "b": np.ones(3)}, protocol=4))
     out["a"][0] = 5
     assert out["b"][0] == 1
+
+
+def test_the_hostile_cases_base_file_is_valid(tmp_path):
+    """The valid file the hostile MulT cases hide their junk in loads, so their refusals come from the junk."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hostile.cases_pickle import valid_iemocap_with
+
+    from reprolib.data.mult import load_mult
+
+    path = tmp_path / "iemocap_data.pkl"
+    path.write_bytes(valid_iemocap_with(b"N"))
+    data = load_mult(path, "iemocap")
+    assert len(data["train"]) == 2 and data["test"].dims == {"text": 4, "audio": 5, "vision": 2}

@@ -320,6 +320,7 @@ def _iemocap(labels: np.ndarray, n: int = 2, ids=None) -> dict:
 
 
 def _good_iemocap_labels(n: int = 2) -> np.ndarray:
+    """(absent, present) one-hot pairs: every emotion absent."""
     labels = np.zeros((n, 4, 2), np.float32)
     labels[..., 0] = 1
     return labels
@@ -366,8 +367,23 @@ def flat_modality(tmp: Path) -> Attempt:
     return _load(tmp, data, "iemocap", "'audio'", "3-D")
 
 
-@case("mult", "forged dtype flags under a key load_mult ignores", isolate=True)
+def valid_iemocap_with(junk: bytes) -> bytes:
+    """A complete, valid IEMOCAP-layout file (two samples per split) with ``junk`` under an extra key."""
+    labels = _good_iemocap_labels()
+    split = b"}(" + b"".join(unicode(m) + f32(np.zeros((2, 3, d))) for m, d in (("text", 4), ("audio", 5), ("vision", 2)))
+    split += unicode("labels") + f32(labels) + b"u"
+    body = b"}(" + b"".join(unicode(s) + split for s in ("train", "valid", "test")) + unicode("junk") + junk + b"u"
+    return program(body)
+
+
+@case("mult", "valid file with a forged-flags dtype under a key load_mult ignores", isolate=True)
 def mult_forged(tmp: Path) -> Attempt:
-    return Attempt("load_mult(ARGS['path'], 'iemocap')", (NAME, "forged"),
-                   args=write(tmp, ignored_key(array((2,), dtype("f4", flags=16), raw(b"\0" * 8)))),
+    blob = valid_iemocap_with(array((2,), dtype("f4", flags=63), raw(b"\0" * 8)))
+    return Attempt("load_mult(ARGS['path'], 'iemocap')", (NAME, "forged"), args=write(tmp, blob), prelude=MULT_PRELUDE)
+
+
+@case("mult", "valid file with os.system under a key load_mult ignores", isolate=True)
+def mult_os_system(tmp: Path) -> Attempt:
+    blob = valid_iemocap_with(glob("os", "system") + tup(unicode(f"touch {tmp / 'ran'}")) + b"R")
+    return Attempt("load_mult(ARGS['path'], 'iemocap')", (NAME, "os.system"), args=write(tmp, blob),
                    prelude=MULT_PRELUDE)
