@@ -7,10 +7,9 @@ the JSON for context only.
 * **Causal modules vs the model they wrap**: one training step (forward, backward, Adam) and one
   inference forward of CCIM and CLEF around CAER-Net-S and EMOT-Net, and of CausalMER around MulT,
   each divided by the same for the bare model, at the smoke and the full model sizes.
-* **MulT vs the reference structure**: this repo's MulT (batch-first, packed projections into
-  ``scaled_dot_product_attention``) against :class:`ReferenceStructureMulT`, the same weights run the
-  way the reference code runs them: time-first tensors throughout, fairseq's attention (q scaled
-  before ``bmm``, float mask added, float32 softmax), LayerNorm applied to key and value separately
+* **MulT vs the reference structure**: this repo's MulT (batch-first, fairseq's arithmetic) against :class:`ReferenceStructureMulT`, the same weights run the
+  way the reference code runs them: time-first tensors throughout, fairseq's attention (one packed
+  projection for self attention, q scaled before ``bmm``, float mask added, float32 softmax), LayerNorm applied to key and value separately
   in every cross-modal layer. At the reference configuration (d=30, 10 heads, 5 layers, batch 32,
   kernels 1) and at this repo's smoke size. Outputs are compared before anything is timed.
 * **Data pipeline**: samples/s through the CAER-S-style loader (images decoded and cropped per item,
@@ -120,11 +119,16 @@ def step_and_inference(model: nn.Module, batch: dict, target_key: str, *, repeat
     return out
 
 
+ROUND_SECONDS = 0.2  # each round times calls for at least this long: one call of a small model is mostly noise
+
+
 def _timed(fn: Callable[[], None], threads: int) -> float:
-    """Seconds of one call of ``fn`` (after the Timer's own two warm-up calls)."""
+    """Seconds per call of ``fn``: the median over the blocks ``Timer.blocked_autorange`` times in one
+    round of at least :data:`ROUND_SECONDS` (after the Timer's own warm-up)."""
     from torch.utils import benchmark
 
-    return benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads).timeit(1).median
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=ROUND_SECONDS).median
 
 
 def paired_timings(models: dict[str, nn.Module], batch: dict, target_key: str, *, repeats: int = 5,
@@ -239,16 +243,20 @@ def causal_overheads(size: str = "smoke", *, batch_size: int = 8, repeats: int =
 def fairseq_attention(attn: MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       mask: torch.Tensor | None = None) -> torch.Tensor:
     """The reference code's attention on the parameters of ``attn``, time-first [T, B, d] in and out:
-    q scaled by head_dim^-0.5 before ``bmm(q, k^T)``, a float mask (-inf = hidden) added to the
-    weights, softmax in float32, dropout on the weights, ``bmm`` with v, the output projection."""
+    one packed projection when query, key and value are one tensor (self attention: the reference's
+    ``qkv_same``), three otherwise; q scaled by head_dim^-0.5 before ``bmm(q, k^T)``, a float mask
+    (-inf = hidden) added to the weights, softmax in float32, dropout on the weights, ``bmm`` with v,
+    the output projection."""
     t_q, b, d = query.shape
     t_k = key.shape[0]
     heads, head_dim = attn.num_heads, d // attn.num_heads
-    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
-    b_q, b_k, b_v = attn.in_proj_bias.chunk(3)
-    q = F.linear(query, w_q, b_q) * head_dim ** -0.5
-    k = F.linear(key, w_k, b_k)
-    v = F.linear(value, w_v, b_v)
+    if query.data_ptr() == key.data_ptr() == value.data_ptr():
+        q, k, v = F.linear(query, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    else:
+        w_q, w_k, w_v = attn.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = attn.in_proj_bias.chunk(3)
+        q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+    q = q * head_dim ** -0.5
     q = q.contiguous().view(t_q, b * heads, head_dim).transpose(0, 1)
     k = k.contiguous().view(t_k, b * heads, head_dim).transpose(0, 1)
     v = v.contiguous().view(t_k, b * heads, head_dim).transpose(0, 1)

