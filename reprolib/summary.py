@@ -21,8 +21,8 @@ from reprolib.sweeps import baseline_builders, summarise
 
 MODEL_NAMES = {"emotnet": "EMOT-Net", "gnncnn": "GNN-CNN", "caernet": "CAER-Net-S", "cdnet": "CD-Net",
                "emoticon": "EmotiCon", "mult": "MulT"}
-DATASET_NAMES = {"emotic": "EMOTIC", "caer_s": "CAER-S", "iemocap": "IEMOCAP", "mosei": "CMU-MOSEI"}
-METRIC_NAMES = {"emotic": "mAP", "caer_s": "accuracy", "iemocap": "mean accuracy", "mosei": "acc7"}
+DATASET_NAMES = {"emotic": "EMOTIC", "caer_s": "CAER-S", "groupwalk": "GroupWalk", "iemocap": "IEMOCAP", "mosei": "CMU-MOSEI"}
+METRIC_NAMES = {"emotic": "mAP", "caer_s": "accuracy", "groupwalk": "mAP", "iemocap": "mean accuracy", "mosei": "acc7"}
 # Home data set of each image baseline, where the notebooks and sweeps train it.
 HOME_DATASET = {name: kind for name, (kind, _) in baseline_builders("smoke").items()}
 SIZE_ORDER = ("smoke", "medium", "full")
