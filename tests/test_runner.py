@@ -330,3 +330,63 @@ def test_last_started_cell_locates_a_stop_without_error_output(tmp_path):
     empty = tmp_path / "empty.ipynb"
     empty.write_text("")
     assert runner._last_started_cell(empty) is None
+
+
+# --------------------------------------------------------------------------- start order and needs
+
+SUITE = ["01_context_bias", "02_confounder_dictionary", "03_baseline_emotnet", "04_baseline_caernet",
+         "05_baseline_gnncnn", "06_baseline_cdnet", "07_baseline_emoticon", "08_ccim", "09_clef",
+         "10_causalmer_missing_modality", "11_summary"]
+
+
+def test_start_order_puts_what_08_and_09_reuse_first_and_the_summary_last():
+    order = [p.stem[:2] for p in runner.start_order([Path(f"{n}.ipynb") for n in SUITE])]
+    assert order == list(runner.START_ORDER)
+    assert sorted(order) == [n[:2] for n in SUITE]  # every notebook once
+    for late, early in (("08", "03"), ("08", "04"), ("09", "03"), ("09", "04")):
+        assert order.index(early) < order.index(late)
+    assert order[-1] == "11"
+    # a notebook the order does not name goes last, in number order
+    assert [p.stem for p in runner.start_order([Path("12_new.ipynb"), Path("11_summary.ipynb"), Path("03_x.ipynb")])] \
+        == ["03_x", "11_summary", "12_new"]
+
+
+def test_the_cli_prints_the_start_order(capsys, monkeypatch):
+    from reprolib.__main__ import main
+    from reprolib.paths import repo_root
+
+    monkeypatch.chdir(repo_root())
+    assert main(["order"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert [Path(p).stem[:2] for p in printed] == list(runner.START_ORDER)
+    assert all(Path(p).exists() for p in printed)
+
+
+def test_two_at_a_time_a_notebook_waits_for_what_it_needs(monkeypatch, tmp_path):
+    """Scheduled with fake notebooks whose durations make the needs bite: 08 and 09 must not start
+    before 03 and 04 have finished, 11 not before everything else; results stay in input order."""
+    import threading
+    import time as clock
+
+    durations = {"03": 0.30, "04": 0.05, "10": 0.05, "09": 0.05, "08": 0.05, "07": 0.05, "11": 0.01}
+    events, lock = [], threading.Lock()
+
+    def fake_run(path, output_dir, parameters, **kwargs):
+        number = Path(path).stem[:2]
+        with lock:
+            events.append(("start", number))
+        clock.sleep(durations[number])
+        with lock:
+            events.append(("end", number))
+        return runner.NotebookResult(name=Path(path).stem, input_path=Path(path), output_path=None, ok=True,
+                                     seconds=durations[number])
+
+    monkeypatch.setattr(runner, "run_notebook", fake_run)
+    paths = [tmp_path / f"{n}_nb.ipynb" for n in sorted(durations)]
+    results = runner.run_notebooks(paths, tmp_path / "out", {}, progress=False, log=io.StringIO(), jobs=2)
+    assert [r.name[:2] for r in results] == sorted(durations)
+    at = {event: i for i, event in enumerate(events)}
+    for late in ("08", "09"):
+        assert at[("start", late)] > max(at[("end", "03")], at[("end", "04")]), events
+    assert at[("start", "11")] > max(at[("end", n)] for n in durations if n != "11"), events
+    assert at[("start", "10")] < at[("end", "03")], events  # the slot 04 frees is not left idle
