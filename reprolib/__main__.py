@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .parameters import ParameterError, check_value, option
+from .parameters import RECIPES, ParameterError, check_value, option
 
 PROG = "reprolib"
 
@@ -131,7 +131,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         check_value("seeds", args.seeds)  # --only: sweeps.sweep and mer.sweep name unknown ones themselves
         if args.method == "causalmer":
-            table = mer.sweep(args.size, args.seeds, args.only or mer.DATASETS, log=log)
+            table = mer.sweep(args.size, args.seeds, args.only or mer.DATASETS, log=log, recipe=args.recipe)
         else:
             table = sweeps.sweep(args.method, args.size, args.seeds, args.only, log=log,
                                  reuse_baselines=args.reuse_baselines)
@@ -160,6 +160,9 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
     p.add_argument("--seeds", type=option("seed"), nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five); with --method causalmer: datasets (iemocap, mosei)")
+    p.add_argument("--recipe", choices=RECIPES, default="official",
+                   help="causalmer: official = the paper code's training loop (no weight decay, clip 0.8, "
+                   "plateau schedule, attention mask); engine = engine.fit's defaults (reprolib.mer.RECIPES)")
     p.set_defaults(func=_cmd_sweep)
 
 

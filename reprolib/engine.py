@@ -176,6 +176,48 @@ class _TrainingLoss(nn.Module):
         return self.loss_fn(self.model(batch), batch[self.target_key])
 
 
+def without_decay(model: nn.Module, groups: list) -> list:
+    """The optimiser's parameter groups with the parameters ``model.no_weight_decay()`` names (full
+    ``named_parameters`` names) moved into groups of their own with ``weight_decay`` 0 (same options
+    otherwise); the groups unchanged when the model names none. Names that are not parameters fail."""
+    named = getattr(model, "no_weight_decay", None)
+    names = set(named()) if named is not None else set()
+    if not names:
+        return groups
+    by_name = dict(model.named_parameters())
+    unknown = sorted(names - set(by_name))
+    if unknown:
+        raise ValueError(f"{type(model).__name__}.no_weight_decay() names {unknown}, which are not its parameters")
+    exempt = {id(by_name[n]) for n in names}
+    groups = [dict(g) for g in groups] if groups and isinstance(groups[0], dict) else [{"params": list(groups)}]
+    out = []
+    for group in groups:
+        params = list(group["params"])
+        kept = [p for p in params if id(p) not in exempt]
+        freed = [p for p in params if id(p) in exempt]
+        if kept:
+            out.append({**group, "params": kept})
+        if freed:
+            out.append({**group, "params": freed, "weight_decay": 0.0})
+    return out
+
+
+@torch.no_grad()
+def mean_loss(step_loss: nn.Module, data: Dataset, batch_size: int, device: torch.device, accel: "_Accel",
+              num_workers: int | None, target_key: str) -> float:
+    """The training loss averaged over ``data`` (weighted by batch size), in eval mode and without
+    gradients: what ReduceLROnPlateau watches. The model is left in eval mode."""
+    step_loss.eval()
+    total, count = 0.0, 0
+    for batch in _loader(data, batch_size, False, device, num_workers):
+        batch = to_device(batch, device, accel.channels_last)
+        with accel.autocast():
+            loss = step_loss(batch)
+        n = batch[target_key].shape[0]
+        total, count = total + float(loss) * n, count + n
+    return total / max(count, 1)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, data: Dataset, *, target_key: str = "label", batch_size: int = 256,
             device: torch.device | str | None = None, num_workers: int | None = None, amp: bool | None = None,
@@ -329,16 +371,24 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
         loss_fn: Callable | None = None, metric: Callable | None = None, device: str | None = None,
         num_workers: int | None = None, amp: bool | None = None, checkpoint_dir: str | Path | None = None,
         resume: bool = False, on_epoch_end: Callable[[dict], None] | None = None,
-        param_groups: Callable[[nn.Module], list[dict]] | None = None, desc: str = "fit") -> FitResult:
+        param_groups: Callable[[nn.Module], list[dict]] | None = None, clip_grad_norm: float | None = None,
+        plateau_patience: int | None = None, desc: str = "fit") -> FitResult:
     """Train, keep the weights of the best validation epoch, return the per-epoch history.
 
     ``optimizer``: ``"adam"`` or ``"sgd"`` (Nesterov momentum); ``param_groups(model)``: the optimiser's
     parameter groups when parts of the model need their own learning rate (e.g.
     :meth:`reprolib.causal.causalmer.CausalMER.parameter_groups`); default one group of every trainable
-    parameter at ``lr``. ``lr_step``: divide the learning rate
-    by ``1/lr_gamma`` every ``lr_step`` epochs (None: constant). ``metric(logits, targets)`` is
-    maximised on ``val`` (default: accuracy or mAP by target type). ``on_epoch_end(record)`` is
-    called after each epoch's checkpoint is written.
+    parameter at ``lr``. Weight decay is ``weight_decay`` everywhere except on the parameters a model
+    names in ``no_weight_decay()`` (CLEF's Y_e*, CausalMER's constants: a learned "no information"
+    value that decay would pull towards 0), which get none, whatever the groups.
+
+    The learning rate is constant unless ``lr_step`` (multiply by ``lr_gamma`` every ``lr_step``
+    epochs) or ``plateau_patience`` (multiply by ``lr_gamma`` once the validation *loss* has not
+    improved for that many epochs: ReduceLROnPlateau, as the official CausalMER and MulT loops) is given.
+    ``clip_grad_norm``: rescale the gradients before each step so that their global L2 norm is at most
+    this (the official loops: 0.8). ``metric(logits, targets)`` is maximised on ``val`` for model
+    selection (default: accuracy or mAP by target type). ``on_epoch_end(record)`` is called after each
+    epoch's checkpoint is written.
     """
     check_fit(locals())  # bad numbers are named before any data is touched
     generator = seed_everything(seed)
@@ -355,17 +405,28 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
         # static_graph: every step uses the same parameters, so DDP may skip searching for unused ones
         step_loss = nn.parallel.DistributedDataParallel(
             step_loss, device_ids=[dev.index] if dev.type == "cuda" else None, static_graph=True)
+    if lr_step and plateau_patience:
+        raise ValueError("lr_step and plateau_patience are two learning-rate schedules: give one of them")
     params = param_groups(model) if param_groups else [p for p in model.parameters() if p.requires_grad]
+    params = without_decay(model, params)
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
     else:
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    sched = torch.optim.lr_scheduler.StepLR(opt, lr_step, lr_gamma) if lr_step else None
+    if lr_step:
+        sched = torch.optim.lr_scheduler.StepLR(opt, lr_step, lr_gamma)
+    elif plateau_patience:
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=lr_gamma, patience=plateau_patience)
+    else:
+        sched = None
     scaler = torch.amp.GradScaler("cuda", enabled=accel.amp_dtype == torch.float16)
     config = {"lr": lr, "weight_decay": weight_decay, "batch_size": batch_size, "seed": seed,
               "optimizer": optimizer, "lr_step": lr_step, "lr_gamma": lr_gamma, "n_train": len(train)}
+    for name, value in (("clip_grad_norm", clip_grad_norm), ("plateau_patience", plateau_patience)):
+        if value is not None:  # absent when unused, so checkpoints of runs without them still resume
+            config[name] = value
     if world > 1:
         config["world_size"] = world
 
@@ -408,18 +469,24 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
                 raise NonFiniteLossError(f"{desc}: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}")
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if clip_grad_norm is not None:
+                scaler.unscale_(opt)  # clip the true gradients, not the fp16-scaled ones
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             scaler.step(opt)
             scaler.update()
             losses.append(loss.item())
         distributed.average_buffers(model)
         current_lr = opt.param_groups[0]["lr"]
-        if sched is not None:
-            sched.step()
         val_logits, val_targets = predict(model, val, target_key=target_key, device=dev, amp=amp,
                                           num_workers=num_workers, desc="val")
         score = float(metric(val_logits, val_targets))
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": score, "lr": current_lr,
-                  "seconds": time.perf_counter() - started}
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": score, "lr": current_lr}
+        if plateau_patience:
+            record["val_loss"] = mean_loss(step_loss, val, batch_size, dev, accel, num_workers, target_key)
+            sched.step(record["val_loss"])
+        elif sched is not None:
+            sched.step()
+        record["seconds"] = time.perf_counter() - started
         result.history.append(record)
         if score > result.best_val:
             result.best_val, result.best_epoch = score, epoch + 1

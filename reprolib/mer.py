@@ -48,6 +48,18 @@ SIZES: dict[str, dict[str, Any]] = {
                  mult=dict(d=40, num_heads=10, layers=5, positions="all")),
 }
 SMOKE_SPLITS = {"train": 600, "valid": 150, "test": 300}
+# How MulT and CausalMER are trained. "official": the paper code's loop (../shared/reference, causalmer
+# §1.7 and §5): Adam without weight decay, gradient-norm clipping at 0.8, ReduceLROnPlateau (patience
+# 20, factor 0.1) on the validation loss, and MulT's attention mask on. "engine": engine.fit's
+# defaults, which every run used before 2026-12: Adam weight decay 1e-4, no clipping, a constant
+# learning rate, no mask. Either way the constants and nothing else are exempt from decay
+# (CausalMER.no_weight_decay).
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "official": {"fit": dict(weight_decay=0.0, clip_grad_norm=0.8, plateau_patience=20, lr_gamma=0.1),
+                 "mult": dict(causal_mask=True)},
+    "engine": {"fit": {}, "mult": dict(causal_mask=False)},
+}
+DEFAULT_RECIPE = "official"
 
 
 def open_data(dataset: str, size: str = "smoke", *, data_root=None, seed: int = 0) -> experiments.DataBundle:
@@ -100,12 +112,19 @@ def shortcut_following(data: experiments.DataBundle, outputs: torch.Tensor, spli
     return {"shortcut": float(np.corrcoef(pred, cue[:, 0])[0, 1]), "label": float(np.corrcoef(pred, y)[0, 1])}
 
 
+def recipe_of(name: str) -> dict[str, dict[str, Any]]:
+    if name not in RECIPES:
+        raise ValueError(f"recipe must be one of {sorted(RECIPES)}, got {name!r}")
+    return RECIPES[name]
+
+
 def builders(data: experiments.DataBundle, size: str = "smoke", *, mult: dict | None = None,
-             **causalmer_kwargs) -> dict[str, Callable[[], torch.nn.Module]]:
+             recipe: str = DEFAULT_RECIPE, **causalmer_kwargs) -> dict[str, Callable[[], torch.nn.Module]]:
     """``{"mult": ..., "causalmer": ...}`` constructors with the same MulT settings (``mult`` over the
-    size preset's); ``causalmer_kwargs`` go to :func:`reprolib.causal.causalmer.build_causalmer`."""
+    recipe's over the size preset's); ``causalmer_kwargs`` go to
+    :func:`reprolib.causal.causalmer.build_causalmer`."""
     spec = SIZES[size]
-    mult_kw = {**spec["mult"], **(mult or {})}
+    mult_kw = {**spec["mult"], **recipe_of(recipe)["mult"], **(mult or {})}
     train = data.splits["train"]
     causalmer_kwargs.setdefault("branch_encoder", spec["branch_encoder"])
     return {"mult": lambda: MulT.for_data(train, **mult_kw),
@@ -156,10 +175,12 @@ def evaluate(run: experiments.Run, data: experiments.DataBundle) -> dict[str, An
 
 
 def train(data: experiments.DataBundle, name: str, build: Callable[[], torch.nn.Module], *, size: str = "smoke",
-          seed: int = 0, checkpoint_dir=None, **fit_overrides) -> experiments.Run:
-    """Train one model with the size preset's epochs / lr / batch size (``fit_overrides`` win)."""
+          seed: int = 0, checkpoint_dir=None, recipe: str = DEFAULT_RECIPE, **fit_overrides) -> experiments.Run:
+    """Train one model with the size preset's epochs / lr / batch size and the recipe's optimisation
+    settings (:data:`RECIPES`); ``fit_overrides`` win."""
     spec = SIZES[size]
-    fit_kwargs = {"epochs": spec["epochs"], "lr": spec["lr"], "batch_size": spec["batch_size"], **fit_overrides}
+    fit_kwargs = {"epochs": spec["epochs"], "lr": spec["lr"], "batch_size": spec["batch_size"],
+                  **recipe_of(recipe)["fit"], **fit_overrides}
     return experiments.train_and_score(build, data, seed=seed, checkpoint_dir=checkpoint_dir,
                                        desc=f"{data.kind} {name} seed {seed}", **fit_kwargs)
 
@@ -167,7 +188,8 @@ def train(data: experiments.DataBundle, name: str, build: Callable[[], torch.nn.
 SWEEP_COLUMNS = ("test", "std_drop", "mean_drop")
 
 
-def sweep(size: str = "medium", seeds=(0, 1, 2), datasets=DATASETS, log=print) -> dict[str, Any]:
+def sweep(size: str = "medium", seeds=(0, 1, 2), datasets=DATASETS, log=print,
+          recipe: str = DEFAULT_RECIPE) -> dict[str, Any]:
     """MulT and MulT+CausalMER on each dataset for every seed; writes ``results/sweep_causalmer_<size>.json``:
     per seed the test score, the study's drops and std, the drop shares (and CausalMER's diagnostics),
     and mean ± sample std over seeds of test, std_drop and mean_drop."""
@@ -179,17 +201,18 @@ def sweep(size: str = "medium", seeds=(0, 1, 2), datasets=DATASETS, log=print) -
     table: dict[str, Any] = {}
     # each finished run is journalled at once, so a crash loses only the run it interrupted (reprolib.sweeps)
     journal = Journal(f"sweep_causalmer_{size}", {"size": size, "seeds": list(seeds), "datasets": list(datasets),
-                                                         "spec": SIZES[size], "splits": SMOKE_SPLITS}, log)
+                                                         "spec": SIZES[size], "splits": SMOKE_SPLITS,
+                                                         "recipe": recipe_of(recipe)}, log)
     for dataset in progress(list(datasets), desc=f"sweep causalmer {size}"):
         data = open_data(dataset, size)
         rows: dict[str, Any] = {}
-        for name, build in builders(data, size).items():
+        for name, build in builders(data, size, recipe=recipe).items():
             runs = []
             for seed in seeds:
                 row = journal.get(dataset, name, seed)
                 if row is None:
                     started = time.perf_counter()
-                    run = train(data, name, build, size=size, seed=seed)
+                    run = train(data, name, build, size=size, seed=seed, recipe=recipe)
                     record = evaluate(run, data)
                     summary = record["study"]["summary"]
                     row = journal.add((dataset, name, seed), {
@@ -205,7 +228,8 @@ def sweep(size: str = "medium", seeds=(0, 1, 2), datasets=DATASETS, log=print) -
         table[dataset] = {"metric": data.metric_name, "chance": data.chance(), "variants": rows}
     spec = SIZES[size]
     write_metrics(f"sweep_causalmer_{size}", table, {"size": size, "seeds": list(seeds), "datasets": list(datasets),
-                                                     **spec, "splits": {k: n * spec["scale"] for k, n in SMOKE_SPLITS.items()}})
+                                                     **spec, "recipe": {"name": recipe, **recipe_of(recipe)},
+                                                     "splits": {k: n * spec["scale"] for k, n in SMOKE_SPLITS.items()}})
     journal.close()
     return table
 

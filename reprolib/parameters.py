@@ -30,6 +30,7 @@ ABLATIONS = ("no_kl", "no_mask", "fusion_hm", "fusion_mask", "baseline_first")  
 BACKBONES = ("small", "caer", "resnet18", "resnet34", "resnet50", "resnet152")
 FUSION_MODES = ("sum", "hm", "mask", "rubi", "tanh")
 KL_MODES = ("auto", "joint", "pairs", "bernoulli", "off")
+RECIPES = ("official", "engine")  # reprolib.mer.RECIPES: how MulT and CausalMER are trained
 DEVICES = ("cpu", "cuda", "mps")
 SEED_LIMIT = 2**32  # NumPy's seeds are 0 .. 2**32 - 1
 
@@ -187,6 +188,7 @@ RULES: dict[str, Rule] = {
     "text_weights": path(none="random init"),
     "fusion": choice(FUSION_MODES),
     "kl": choice(KL_MODES),
+    "recipe": choice(RECIPES),
     "constant_lr": real(0, lo_open=True, none="skip the ablation"),
     "ig_steps": integer(1),
     "ig_samples": integer(1, none="every test sample"),
@@ -197,6 +199,8 @@ RULES: dict[str, Rule] = {
     "momentum": real(0, 1),
     "lr_step": integer(1, none="a constant learning rate"),
     "lr_gamma": real(0, lo_open=True),
+    "clip_grad_norm": real(0, lo_open=True, none="no clipping"),
+    "plateau_patience": integer(1, none="no plateau schedule"),
     "num_workers": integer(0, none="the device default"),
     # command-line options that are not notebook parameters
     "jobs": integer(1, none="the default for the size"),
@@ -234,7 +238,7 @@ def check(**values: Any) -> None:
 
 
 FIT_ARGUMENTS = ("epochs", "lr", "batch_size", "seed", "weight_decay", "lr_step", "lr_gamma", "momentum",
-                 "num_workers")
+                 "num_workers", "clip_grad_norm", "plateau_patience")
 
 
 def check_fit(arguments: Mapping[str, Any]) -> None:

@@ -343,3 +343,12 @@ def test_context_branch_maps_an_image_to_logits():
     assert branch(torch.rand(2, 3, 8, 8)).shape == (2, K)
     with pytest.raises(ValueError, match="unknown encoder"):
         context_branch(K, backbone="vgg")
+
+
+def test_y_e_star_alone_takes_no_weight_decay():
+    from reprolib.engine import without_decay
+
+    clef = linear_clef()
+    groups = without_decay(clef, [p for p in clef.parameters() if p.requires_grad])
+    exempt = [g["params"] for g in groups if g.get("weight_decay") == 0.0]
+    assert len(exempt) == 1 and len(exempt[0]) == 1 and exempt[0][0] is clef.y_e_star

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils.data import Dataset
 
 from reprolib.engine import CHECKPOINT_NAME, NonFiniteLossError, WithDefaultLoss, fit, predict
@@ -167,3 +168,94 @@ def test_param_groups_give_parts_their_own_learning_rate():
     fit(model, Blobs(64, 0), Blobs(32, 1), epochs=1, batch_size=16, weight_decay=0.0, param_groups=groups)
     assert torch.equal(model.classifier.bias, before["classifier.bias"])  # lr 0: untouched
     assert not torch.equal(model.classifier.weight, before["classifier.weight"])
+
+
+# --------------------------------------------------------------------------- the official loops' options
+
+
+class WithVoid(Linear):
+    """Linear plus a learned "void" value that the loss sees with zero gradient (as CausalMER's
+    constants at initialisation): only weight decay can move it."""
+
+    def __init__(self, exempt: bool):
+        super().__init__()
+        self.void = nn.Parameter(torch.tensor(0.5))
+        self.exempt = exempt
+
+    def forward(self, batch):
+        return self.classifier(batch["context"].flatten(1)) + 0.0 * self.void
+
+    def no_weight_decay(self):
+        return ("void",) if self.exempt else ()
+
+
+def test_no_weight_decay_names_are_exempt_from_decay_and_nothing_else():
+    moved = {}
+    for exempt in (False, True):
+        seed_everything(0)
+        model = WithVoid(exempt)
+        weight = model.classifier.weight.detach().clone()
+        fit(model, Blobs(64, 0), Blobs(32, 1), epochs=2, batch_size=16, lr=1e-2, weight_decay=0.1)
+        moved[exempt] = (model.void.item(), model.classifier.weight.detach().clone(), weight)
+    assert moved[False][0] != 0.5  # decay alone moves it
+    assert moved[True][0] == 0.5  # exempt: untouched
+    assert torch.equal(moved[False][1], moved[True][1])  # the other parameters train exactly as before
+
+
+def test_no_weight_decay_applies_inside_given_groups_and_refuses_unknown_names():
+    from reprolib.engine import without_decay
+
+    model = WithVoid(True)
+    groups = without_decay(model, [{"params": list(model.parameters()), "lr": 0.3}])
+    assert [(len(g["params"]), g["lr"], g.get("weight_decay")) for g in groups] == [(2, 0.3, None), (1, 0.3, 0.0)]
+    model.no_weight_decay = lambda: ("nothing_here",)
+    with pytest.raises(ValueError, match="nothing_here"):
+        without_decay(model, list(model.parameters()))
+
+
+def test_clip_grad_norm_bounds_the_global_norm_at_every_step():
+    norms = {}
+
+    def record(opt, args, kwargs):
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+    for clip in (None, 0.05):
+        seen = []
+        handle = register_optimizer_step_pre_hook(record)
+        try:
+            seed_everything(0)
+            fit(Linear(), Blobs(64, 0, shift=5.0), Blobs(32, 1), epochs=1, batch_size=16, lr=1e-2,
+                clip_grad_norm=clip)
+        finally:
+            handle.remove()
+        norms[clip] = seen
+    assert max(norms[None]) > 0.05  # the bound bites
+    assert len(norms[0.05]) == 4 and max(norms[0.05]) <= 0.05 * (1 + 1e-5)
+
+
+def test_plateau_schedule_lowers_the_rate_when_the_validation_loss_stalls():
+    seed_everything(0)
+    res = fit(Linear(), Blobs(64, 0), Blobs(32, 1), epochs=5, batch_size=16, lr=1e-7, plateau_patience=1,
+              lr_gamma=0.1)
+    lrs = [h["lr"] for h in res.history]
+    # epoch 1 sets the best loss; a rate of 1e-7 cannot improve it by the relative 1e-4 the schedule asks, so
+    # after 1 + patience epochs the rate falls
+    assert lrs[:3] == [1e-7] * 3 and lrs[3] == pytest.approx(1e-8) and lrs[4] == pytest.approx(1e-8), lrs
+    assert all("val_loss" in h for h in res.history)
+    with pytest.raises(ValueError, match="give one of them"):
+        fit(Linear(), Blobs(64, 0), Blobs(32, 1), epochs=1, lr_step=1, plateau_patience=1)
+
+
+def test_resume_with_clipping_and_plateau_ends_like_an_uninterrupted_run(tmp_path):
+    train, val = Blobs(96, 0, shift=0.7), Blobs(48, 1, shift=0.7)
+    kwargs = dict(epochs=5, lr=5e-2, batch_size=16, seed=3, clip_grad_norm=0.5, plateau_patience=1, lr_gamma=0.5)
+    seed_everything(3)
+    straight_fit = fit(SmallConvNet(), train, val, **kwargs)
+    seed_everything(3)
+    with pytest.raises(Interrupt):
+        fit(SmallConvNet(), train, val, checkpoint_dir=tmp_path, on_epoch_end=_stop_after(3), **kwargs)
+    seed_everything(99)
+    resumed_fit = fit(SmallConvNet(), train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+    assert strip(resumed_fit.history) == strip(straight_fit.history)

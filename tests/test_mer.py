@@ -83,3 +83,40 @@ def test_bad_sweep_requests_are_refused(capsys):
         mer.sweep("smoke", datasets=["mosi"])
     assert main(["sweep", "--method", "causalmer", "--only", "mosi"]) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- training recipes
+
+
+def test_recipes_are_the_parameter_choices_and_official_is_the_paper_loop():
+    from reprolib import parameters
+
+    assert tuple(mer.RECIPES) == parameters.RECIPES and mer.DEFAULT_RECIPE == "official"
+    official = mer.RECIPES["official"]
+    assert official["fit"] == {"weight_decay": 0.0, "clip_grad_norm": 0.8, "plateau_patience": 20, "lr_gamma": 0.1}
+    assert official["mult"] == {"causal_mask": True} and mer.RECIPES["engine"]["mult"] == {"causal_mask": False}
+    with pytest.raises(ValueError, match="recipe must be one of"):
+        mer.recipe_of("paper")
+
+
+def test_the_recipe_reaches_the_model_and_the_training_loop(data_dir, monkeypatch):
+    data = mer.open_data("iemocap", "smoke")
+    seen = {}
+
+    def fake_train_and_score(build, data, seed=0, checkpoint_dir=None, **kwargs):
+        seen.update(kwargs)
+        return build()
+
+    monkeypatch.setattr(experiments, "train_and_score", fake_train_and_score)
+    for recipe, masked in (("official", True), ("engine", False)):
+        seen.clear()
+        build = mer.builders(data, "smoke", recipe=recipe)
+        model = mer.train(data, "causalmer", build["causalmer"], size="smoke", recipe=recipe, lr=5e-4)
+        assert model.backbone.causal_mask is masked and build["mult"]().causal_mask is masked
+        assert {k: seen[k] for k in mer.RECIPES[recipe]["fit"]} == mer.RECIPES[recipe]["fit"]
+        assert seen["lr"] == 5e-4  # an override wins over the size preset
+    # the constants take no decay: a group of their own with weight_decay 0
+    from reprolib.engine import without_decay
+
+    groups = without_decay(model, [p for p in model.parameters() if p.requires_grad])
+    assert [len(g["params"]) for g in groups if g.get("weight_decay") == 0.0] == [3]

@@ -204,3 +204,65 @@ def test_smoke_tiny_mult_end_to_end(tmp_path):
     result = modality_attribution(model, test, steps=4, batch_size=8, max_samples=6)
     assert result["n"] == 6 and sum(result["shares"].values()) == pytest.approx(1.0)
     assert all(v >= 0 for v in result["shares"].values()) and math.isfinite(result["completeness_gap"])
+
+
+# --------------------------------------------------------------------------- Captum against the hand-written quadrature
+
+
+def _hand_written_ig(model, batch, steps, method="gausslegendre"):
+    """The quadrature this module computed before it used Captum: sum_k w_k * grad f(alpha_k x) * x."""
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(steps)
+        alphas, weights = (nodes + 1.0) / 2.0, weights / 2.0
+    else:
+        alphas, weights = [(k + 0.5) / steps for k in range(steps)], [1.0 / steps] * steps
+    totals = {m: torch.zeros_like(batch[m]) for m in MODS}
+    for alpha, weight in zip(alphas, weights):
+        scaled = {m: (batch[m] * float(alpha)).requires_grad_(True) for m in MODS}
+        grads = torch.autograd.grad(model(scaled)[:, 0].sum(), [scaled[m] for m in MODS], allow_unused=True)
+        for m, g in zip(MODS, grads):
+            if g is not None:
+                totals[m] += float(weight) * g
+    return {m: batch[m] * totals[m] for m in MODS}
+
+
+@pytest.mark.parametrize("method, steps", [("gausslegendre", 16), ("riemann_middle", 8)])
+def test_captum_integrated_gradients_equal_the_hand_written_quadrature(method, steps):
+    data, model = DictData(n=6), Smooth().eval()
+    batch = {**{m: data.x[m] * 1.5 for m in MODS}, "label": data.y, "index": torch.arange(6)}
+    ours = integrated_gradients(model, batch, steps=steps, method=method)
+    reference = _hand_written_ig(model, {m: batch[m] for m in MODS}, steps, method)
+    for m in MODS:
+        torch.testing.assert_close(ours[m], reference[m], rtol=1e-5, atol=1e-6)
+
+
+def test_shapley_values_add_up_and_give_an_ignored_modality_nothing():
+    from reprolib.causal.modalities import shapley_attribution
+
+    data, model = DictData(n=10), Smooth().eval()
+    result = shapley_attribution(model, data, batch_size=4)
+    assert result["n"] == 10 and result["efficiency_gap"] < 1e-5 and result["mean_abs_delta"] > 0
+    assert result["shares"]["vision"] == 0.0 and sum(result["shares"].values()) == pytest.approx(1.0)
+    # one modality only: its Shapley value is f(x) - f(0), so the text takes the whole share
+    assert shapley_attribution(TextOnly(), data)["shares"] == {"text": 1.0, "audio": 0.0, "vision": 0.0}
+
+
+def test_shapley_values_of_two_players_are_the_textbook_ones():
+    """f = text term x audio term: with x = both present and 0 = both absent, each of the two gets half of
+    the interaction (f(t, 0) = f(0, a) = f(0, 0) = 0 here), by symmetry."""
+    from reprolib.causal.modalities import shapley_attribution
+
+    class Product(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(1))
+
+        def forward(self, batch):
+            return (batch["text"].sum((1, 2)) * batch["audio"].sum((1, 2)) * self.w).view(-1, 1)
+
+    data = DictData(n=5)
+    result = shapley_attribution(Product(), data)
+    f_x = (data.x["text"].sum((1, 2)) * data.x["audio"].sum((1, 2))).abs().mean()
+    assert result["mean_abs"]["text"] == pytest.approx(float(f_x) / 2, rel=1e-5)
+    assert result["mean_abs"]["audio"] == pytest.approx(float(f_x) / 2, rel=1e-5)
+    assert result["mean_abs"]["vision"] == 0.0

@@ -55,6 +55,9 @@ CASES: dict[str, tuple[list, list]] = {
     "momentum": ([0, 0.9, 1], [1.5, -0.1, None]),
     "lr_step": ([None, 1, 10], [0, 2.0]),
     "lr_gamma": ([0.1, 1, 2], [0, -0.1, None]),
+    "clip_grad_norm": ([None, 0.8, 5], [0, -0.8, math.nan, "0.8"]),
+    "plateau_patience": ([None, 1, 20], [0, 2.5, True]),
+    "recipe": (["official", "engine"], ["paper", None, 1]),
     "num_workers": ([None, 0, 4], [-1, 1.0]),
     "jobs": ([None, 1, 2], [0, -1, "2"]),
     "cell_timeout": ([None, 1, 0.5], [0, -5, math.nan, math.inf]),
@@ -278,7 +281,8 @@ def test_option_converts_and_checks():
 
 def _fit_arguments(**changes):
     return {"epochs": 2, "lr": 1e-3, "batch_size": 4, "seed": 0, "weight_decay": 1e-4, "lr_step": None,
-            "lr_gamma": 0.1, "momentum": 0.9, "num_workers": None, **changes}
+            "lr_gamma": 0.1, "momentum": 0.9, "num_workers": None, "clip_grad_norm": None, "plateau_patience": None,
+            **changes}
 
 
 def test_check_fit_refuses_none_where_fit_has_no_preset():

@@ -409,6 +409,11 @@ class CausalMER(nn.Module):
         """(c_t, c_a, c_v), the learned void logits (0-dim parameters)."""
         return self.constant_t, self.constant_a, self.constant_v
 
+    def no_weight_decay(self) -> tuple[str, ...]:
+        """The constants take no weight decay in :func:`reprolib.engine.fit` (the paper code has no
+        decay at all): decay would pull each void logit c towards 0, the initial value, not a prior."""
+        return ("constant_t", "constant_a", "constant_v")
+
     def parameter_groups(self, lr: float, *, backbone_lr: float | None = None, text_lr: float | None = None,
                          audio_lr: float | None = None, vision_lr: float | None = None,
                          constant_lr: float | None = None) -> list[dict]:

@@ -190,6 +190,11 @@ class CLEF(nn.Module):
     def training_loss(self, batch: dict) -> torch.Tensor:
         return self.loss(self.outputs(batch), batch[self.target_key])["total"]
 
+    def no_weight_decay(self) -> tuple[str, ...]:
+        """Y_e* takes no weight decay in :func:`reprolib.engine.fit`: it is the learned "no emotion
+        cue" input of the counterfactual, and decay would pull it towards 0, a value with no meaning here."""
+        return ("y_e_star",)
+
     def freeze_factual(self, frozen: bool = True) -> "CLEF":
         """The "baseline first" schedule: the factual baseline stops learning and stays in eval mode.
 

@@ -23,6 +23,9 @@ What is measured
   features, averaged over samples and normalised to shares. It is **one attribution method among
   several** (gradient x input, occlusion, Shapley values over zeroed modalities, attention-based
   scores ...); the paper's method is unknown, so read the shares as this method's view, not the paper's.
+* **Contribution, measure 3** (:func:`shapley_attribution`): exact Shapley values with the three
+  modalities as players and zeroing as absence (Captum's ``ShapleyValues``): the fair split of
+  f(x) - f(0) over the 2^3 zeroing corners, exact by construction, blind to the path between them.
 
 Decisions where the paper is silent (notes 2.2, 2.3, 8.9)
 ---------------------------------------------------------
@@ -44,8 +47,9 @@ Decisions where the paper is silent (notes 2.2, 2.3, 8.9)
   share is NaN: equal shares would claim a balance that was not measured.
 * **Integrated gradients**: baseline = all three modalities zero at once (the same "absent" input as the
   study), straight-line path, the path integral by ``steps``-point Gauss-Legendre quadrature (default;
-  ``method="riemann_middle"`` for the midpoint rule), plain ``torch.autograd`` (no captum), the model in
-  eval mode and float32. Completeness (the attributions of a sample add up to f(x) - f(0)) then holds up
+  ``method="riemann_middle"`` for the midpoint rule), computed by Captum's ``IntegratedGradients`` (it
+  agrees with the hand-written quadrature this module had before to float32 rounding; the test keeps that
+  reference), the model in eval mode and float32. Completeness (the attributions of a sample add up to f(x) - f(0)) then holds up
   to the quadrature error; :func:`modality_attribution` reports the mean gap next to the mean |f(x) - f(0)|.
   ReLU kinks only slow the quadrature down (more ``steps`` help); a jump breaks completeness for any
   ``steps``: MulT's reference position rule switches the positional embedding of a step off exactly at 0,
@@ -79,6 +83,7 @@ from reprolib.progress import progress
 
 __all__ = ["MODALITIES", "Scenario", "SCENARIOS", "as_scenario", "ZeroedModalities", "missing_modality_study",
            "drop_share", "IG_METHODS", "target_output", "integrated_gradients", "modality_attribution",
+           "shapley_attribution",
            "iemocap_mean_acc", "mosei_acc7", "mosei_acc2_nonzero", "mosei_acc2_nonneg"]
 
 MODALITIES = ("text", "audio", "vision")
@@ -341,40 +346,138 @@ def _quadrature(steps: int, method: str) -> tuple[list[float], list[float]]:
     raise ValueError(f"unknown integration method {method!r}; valid: {', '.join(IG_METHODS)}")
 
 
+def _as_function(forward: Callable[[dict], torch.Tensor], batch: Mapping[str, Any], names: tuple[str, ...],
+                 scalar: Callable[[torch.Tensor, Mapping[str, Any]], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``f(*modality tensors) -> [N]`` over ``batch``, the form Captum attributes. Captum stacks several
+    points of the path into one call, step-major (N = steps x B), so every other per-sample tensor of the
+    batch (targets, lengths ...) is tiled to match."""
+    b = batch[names[0]].shape[0]
+
+    def f(*xs: torch.Tensor) -> torch.Tensor:
+        reps = xs[0].shape[0] // b
+        point = {k: v.repeat(reps, *[1] * (v.dim() - 1)) if reps > 1 and torch.is_tensor(v) and v.dim() > 0
+                 and v.shape[0] == b else v for k, v in batch.items()}
+        point.update(zip(names, xs))
+        # + 0 x each input: a modality the model ignores gets zero gradients, not an autograd error
+        return scalar(forward(point), point) + sum(0.0 * x.flatten(1).sum(1) for x in xs)
+
+    return f
+
+
 def integrated_gradients(model: nn.Module, batch: Mapping[str, Any], *, steps: int = 16,
                          target_key: str | None = None, forward: Callable[[dict], torch.Tensor] | None = None,
                          output_fn: Callable[[torch.Tensor, Mapping[str, Any]], torch.Tensor] | None = None,
                          method: str = "gausslegendre",
                          modalities: Iterable[str] = MODALITIES) -> dict[str, torch.Tensor]:
-    """Integrated gradients of each sample's :func:`target_output` for one batch, from the zero baseline.
+    """Integrated gradients of each sample's :func:`target_output` for one batch, from the zero baseline,
+    with Captum (``captum.attr.IntegratedGradients``, the PyTorch attribution library).
 
     attr_m = x_m * integral_0^1 d f(alpha x) / d x_m d alpha, with all listed ``modalities`` scaled
     together (the other keys of the batch, and unlisted modalities, stay as they are). Returns
     {modality: attributions shaped like its input}, detached. ``forward``: replaces ``model(batch)``;
-    ``output_fn(outputs, batch) -> [B]``: replaces :func:`target_output`. Call with the model in eval
-    mode (:func:`modality_attribution` does): in train mode dropout and BatchNorm make f random and
-    couple the samples. The model's parameters get no gradient.
+    ``output_fn(outputs, batch) -> [B]``: replaces :func:`target_output`. ``steps`` path points with
+    ``method`` ("gausslegendre" or "riemann_middle", Captum's names), evaluated one path point at a time
+    (``internal_batch_size`` = the batch). Call with the model in eval mode
+    (:func:`modality_attribution` does): in train mode dropout and BatchNorm make f random and couple
+    the samples. The model's parameters get no gradient.
     """
+    from captum.attr import IntegratedGradients
+
     forward = forward or model
     names = as_scenario(list(modalities)).removed  # checked, in view order
     if not names:
         raise ValueError("integrated_gradients needs at least one modality to attribute")
+    _quadrature(int(steps), method)  # the same checks and messages as before Captum
     key = target_key or getattr(model, "target_key", None)
-    alphas, weights = _quadrature(int(steps), method)
-    inputs = {m: batch[m].detach().float() for m in names}
-    totals = {m: torch.zeros_like(inputs[m]) for m in names}
-    with torch.enable_grad():
-        for alpha, weight in zip(alphas, weights):
-            scaled = {m: (inputs[m] * alpha).requires_grad_(True) for m in names}
-            point = dict(batch)
-            point.update(scaled)
-            out = forward(point)
-            f = output_fn(out, batch) if output_fn is not None else target_output(out, batch, key)
-            grads = torch.autograd.grad(f.sum(), [scaled[m] for m in names], allow_unused=True)
-            for m, g in zip(names, grads):
-                if g is not None:
-                    totals[m] += weight * g.detach()
-    return {m: inputs[m] * totals[m] for m in names}
+    scalar = output_fn if output_fn is not None else (lambda out, b: target_output(out, b, key))
+    inputs = tuple(batch[m].detach().float() for m in names)
+    with torch.enable_grad():  # Captum takes input gradients with torch.autograd.grad: no parameter .grad
+        attr = IntegratedGradients(_as_function(forward, batch, names, scalar)).attribute(
+            inputs, baselines=tuple(torch.zeros_like(x) for x in inputs), n_steps=int(steps), method=method,
+            internal_batch_size=inputs[0].shape[0])
+    return {m: a.detach() for m, a in zip(names, attr)}
+
+
+def _shares_over(model: nn.Module, dataset: Dataset, per_batch, *, batch_size: int, max_samples: int | None,
+                 target_key: str | None, forward, output_fn, device, desc: str, what: str) -> dict[str, Any]:
+    """The loop both attributions share: ``per_batch(batch, forward, scalar) -> ({m: |attributions| of
+    each sample, [B, ...]}, {m: their signed sum per sample, [B]})`` over the first ``max_samples`` of ``dataset`` in
+    eval mode; returns the shares of the mean absolute sums, the mean signed sums, the mean
+    |sum of all attributions - (f(x) - f(0))| (``gap``) and the mean |f(x) - f(0)|."""
+    if max_samples is not None:
+        dataset = Subset(dataset, range(min(int(max_samples), len(dataset))))  # type: ignore[arg-type]
+    n_total = len(dataset)  # type: ignore[arg-type]
+    if n_total == 0:
+        raise ValueError(f"{what}: no samples")
+    forward = forward or model
+    key = (target_key or getattr(model, "target_key", None)
+           or getattr(getattr(dataset, "dataset", dataset), "target_key", None))
+    dev = torch.device(device) if device else next(model.parameters()).device
+
+    def scalar(out: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
+        return output_fn(out, batch) if output_fn is not None else target_output(out, batch, key)
+
+    abs_sum = {m: 0.0 for m in MODALITIES}
+    signed_sum = {m: 0.0 for m in MODALITIES}
+    gap_sum = delta_sum = 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in progress(DataLoader(dataset, batch_size=batch_size, shuffle=False), desc=desc, leave=False):
+            batch = to_device(batch, dev)
+            absolute, signed = per_batch(batch, forward, scalar)
+            with torch.no_grad():
+                f_x = scalar(forward(batch), batch).float()
+                f_0 = scalar(forward(zero_modalities(batch, MODALITIES)), batch).float()
+            total = torch.zeros_like(f_x)
+            for m in MODALITIES:
+                abs_sum[m] += float(absolute[m].sum())
+                signed_sum[m] += float(signed[m].sum())
+                total = total + signed[m]
+            gap_sum += float((total - (f_x - f_0)).abs().sum())
+            delta_sum += float((f_x - f_0).abs().sum())
+    finally:
+        model.train(was_training)
+    mean_abs = {m: abs_sum[m] / n_total for m in MODALITIES}
+    denom = sum(mean_abs.values())
+    shares = ({m: mean_abs[m] / denom for m in MODALITIES} if denom > 0 and math.isfinite(denom)
+              else {m: float("nan") for m in MODALITIES})
+    return {"shares": shares, "mean_abs": mean_abs, "mean_signed": {m: signed_sum[m] / n_total for m in MODALITIES},
+            "gap": gap_sum / n_total, "mean_abs_delta": delta_sum / n_total, "n": n_total}
+
+
+def shapley_attribution(model: nn.Module, dataset: Dataset, *, batch_size: int = 64, max_samples: int | None = None,
+                        target_key: str | None = None, forward: Callable[[dict], torch.Tensor] | None = None,
+                        output_fn: Callable[[torch.Tensor, Mapping[str, Any]], torch.Tensor] | None = None,
+                        device: torch.device | str | None = None, desc: str = "Shapley values") -> dict[str, Any]:
+    """Per-modality contribution as exact Shapley values over the three modalities (Captum's
+    ``ShapleyValues``, each modality one player, "absent" = zeroed as in the missing-modality study).
+
+    phi_m is the average, over the 3! orders of adding the modalities to the all-zero input, of the
+    change in the sample's :func:`target_output` when m is added. Unlike integrated gradients it looks
+    only at the 2^3 corners (no path, no gradients), so it is blind to how f bends in between, and it
+    adds up exactly: sum_m phi_m = f(x) - f(0). Shares: mean |phi_m| over samples, normalised. Returns
+    ``{"shares", "mean_abs", "mean_signed", "efficiency_gap" (mean |sum phi - (f(x) - f(0))|),
+    "mean_abs_delta", "n"}``.
+    """
+    from captum.attr import ShapleyValues
+
+    def per_batch(batch, forward, scalar):
+        inputs = tuple(batch[m].detach().float() for m in MODALITIES)
+        masks = tuple(torch.full((1, *x.shape[1:]), i, dtype=torch.long, device=x.device)
+                      for i, x in enumerate(inputs))  # modality i is player i
+        with torch.no_grad():
+            phi = ShapleyValues(_as_function(forward, batch, MODALITIES, scalar)).attribute(
+                inputs, baselines=tuple(torch.zeros_like(x) for x in inputs), feature_mask=masks)
+        # every element of a modality carries that modality's value: read it from the first one
+        values = {m: p.flatten(1)[:, 0] for m, p in zip(MODALITIES, phi)}
+        return {m: v.abs() for m, v in values.items()}, values
+
+    out = _shares_over(model, dataset, per_batch, batch_size=batch_size, max_samples=max_samples,
+                       target_key=target_key, forward=forward, output_fn=output_fn, device=device, desc=desc,
+                       what="shapley_attribution")
+    out["efficiency_gap"] = out.pop("gap")
+    return out
 
 
 def modality_attribution(model: nn.Module, dataset: Dataset, *, steps: int = 16, batch_size: int = 64,
@@ -395,51 +498,14 @@ def modality_attribution(model: nn.Module, dataset: Dataset, *, steps: int = 16,
     sums}, "completeness_gap": mean over samples of |sum of all attributions - (f(x) - f(0))|,
     "mean_abs_delta": mean |f(x) - f(0)| (the scale of that gap), "n", "steps", "method"}``.
     """
-    if max_samples is not None:
-        dataset = Subset(dataset, range(min(int(max_samples), len(dataset))))  # type: ignore[arg-type]
-    n_total = len(dataset)  # type: ignore[arg-type]
-    if n_total == 0:
-        raise ValueError("modality_attribution: no samples")
-    forward = forward or model
-    key = (target_key or getattr(model, "target_key", None)
-           or getattr(getattr(dataset, "dataset", dataset), "target_key", None))
-    dev = torch.device(device) if device else next(model.parameters()).device
     _quadrature(int(steps), method)  # validate before any work
 
-    def scalar(out: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
-        return output_fn(out, batch) if output_fn is not None else target_output(out, batch, key)
+    def per_batch(batch, forward, scalar):
+        attr = integrated_gradients(model, batch, steps=steps, forward=forward, output_fn=scalar, method=method)
+        return ({m: attr[m].flatten(1).abs() for m in MODALITIES}, {m: attr[m].flatten(1).sum(1) for m in MODALITIES})
 
-    abs_sum = {m: 0.0 for m in MODALITIES}
-    signed_sum = {m: 0.0 for m in MODALITIES}
-    gap_sum = delta_sum = 0.0
-    was_training = model.training
-    model.eval()
-    try:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-        for batch in progress(loader, desc=desc, leave=False):
-            batch = to_device(batch, dev)
-            attr = integrated_gradients(model, batch, steps=steps, target_key=key, forward=forward,
-                                        output_fn=output_fn, method=method)
-            with torch.no_grad():
-                f_x = scalar(forward(batch), batch).float()
-                f_0 = scalar(forward(zero_modalities(batch, MODALITIES)), batch).float()
-            total = torch.zeros_like(f_x)
-            for m in MODALITIES:
-                per_sample = attr[m].flatten(1)
-                abs_sum[m] += float(per_sample.abs().sum())
-                signed = per_sample.sum(1)
-                signed_sum[m] += float(signed.sum())
-                total = total + signed
-            gap_sum += float((total - (f_x - f_0)).abs().sum())
-            delta_sum += float((f_x - f_0).abs().sum())
-    finally:
-        model.train(was_training)
-
-    mean_abs = {m: abs_sum[m] / n_total for m in MODALITIES}
-    denom = sum(mean_abs.values())
-    shares = ({m: mean_abs[m] / denom for m in MODALITIES} if denom > 0 and math.isfinite(denom)
-              else {m: float("nan") for m in MODALITIES})
-    return {"shares": shares, "mean_abs": mean_abs,
-            "mean_signed": {m: signed_sum[m] / n_total for m in MODALITIES},
-            "completeness_gap": gap_sum / n_total, "mean_abs_delta": delta_sum / n_total,
-            "n": n_total, "steps": int(steps), "method": method}
+    out = _shares_over(model, dataset, per_batch, batch_size=batch_size, max_samples=max_samples,
+                       target_key=target_key, forward=forward, output_fn=output_fn, device=device, desc=desc,
+                       what="modality_attribution")
+    out["completeness_gap"] = out.pop("gap")
+    return {**out, "steps": int(steps), "method": method}
