@@ -297,3 +297,53 @@ def _published_bars(ax, x: float, pair, offsets: dict, colours, width: float) ->
                    hatch=None if entry.status == "verified" else "///")
         else:
             ax.text(offsets[who], 0.02, "?", transform=trans, ha="center", va="bottom", fontsize=9, color="0.3")
+
+
+def gains_against_published(rows, paper: str, title: str = ""):
+    """Published gain beside ours, per baseline: one panel per data set; for each baseline the paper's
+    gain (method − baseline on its real test set, grey; absent where unknown) and, per multi-seed
+    setting, our gain on ``test`` (the papers' counterpart) and on ``test_ood``, mean ± seed std of the
+    paired gain, in points; no bar of ours where the sweep did not run that pair (each baseline runs on
+    its home data set only). ``rows`` are :class:`reprolib.summary.Row` of one paper."""
+    from reprolib.summary import DATASET_NAMES, MAIN_METHOD, MODEL_NAMES, SHORT_METHOD, _model_order, gain, settings
+    from reprolib.published import PUBLISHED
+
+    method = MAIN_METHOD[paper]
+    mine = [r for r in rows if r.method == method and len(r.setting.seeds) > 1]
+    datasets = [d for d in ("emotic", "caer_s") if any(r.dataset == d for r in mine)
+                or any(p == paper and dd == d for (p, _, dd) in PUBLISHED)]
+    shown = settings(mine)
+    bars = [("paper (real test)", None, None)] + [(f"ours, {s.label}: {k}", s, k) for s in shown for k in ("test", "test_ood")]
+    colours = ["0.6"] + sns.color_palette("deep", len(bars) - 1)
+    width = 0.8 / len(bars)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        models = sorted({m for (p, m, d) in PUBLISHED if p == paper and d == dataset} | {r.model for r in mine if r.dataset == dataset},
+                        key=_model_order)
+        for x, model in enumerate(models):
+            for j, (label, s, score) in enumerate(bars):
+                pos = x + (j - (len(bars) - 1) / 2) * width
+                if s is None:
+                    pair = PUBLISHED.get((paper, model, dataset))
+                    g = gain(pair["baseline"], pair["method"]) if pair else None
+                    if g is None:
+                        ax.text(pos, 0, "?", ha="center", va="bottom", fontsize=8)
+                    else:
+                        ax.bar(pos, g, width, color=colours[j])
+                    continue
+                r = next((r for r in mine if r.model == model and r.dataset == dataset and r.setting == s), None)
+                cell = (r.scores.get(score) or {}).get("delta") if r is not None else None
+                if cell is not None:
+                    ax.bar(pos, 100 * cell["mean"], width, color=colours[j], yerr=100 * cell["std"], capsize=2,
+                           error_kw={"lw": 0.8})
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(range(len(models)), [MODEL_NAMES.get(m, m) for m in models], fontsize=8, rotation=20)
+        ax.set_title(DATASET_NAMES.get(dataset, dataset), fontsize=10)
+        ax.set_ylabel(f"gain of + {SHORT_METHOD[paper]} (points)", fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
+    fig.legend(handles, [b[0] for b in bars], loc="lower center", ncol=min(3, len(bars)), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    return fig

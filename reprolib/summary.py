@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprolib.published import PUBLISHED_DROP_STD, UNKNOWN, Published, published
+from reprolib.published import ABLATIONS, PUBLISHED, PUBLISHED_DROP_STD, UNKNOWN, Published, published
 from reprolib.sweeps import baseline_builders, summarise
 
 MODEL_NAMES = {"emotnet": "EMOT-Net", "gnncnn": "GNN-CNN", "caernet": "CAER-Net-S", "cdnet": "CD-Net",
@@ -223,8 +223,9 @@ def published_for(paper: str, model: str, dataset: str, score: str) -> dict[str,
 def published_line(paper: str, model: str, dataset: str, methods, score: str = "test") -> str:
     """'published (real data), test: without 35.48 | with CLEF unknown' (one method label per method)."""
     pub = published_for(paper, model, dataset, score)
+    with_method = (lambda m: published_method(paper, model, dataset, m)) if score == "test" else (lambda m: pub["method"])
     return (f"published (real data), {SCORE_LABELS[score]}: without {pub['baseline'].label()} | "
-            + " | ".join(f"with {m} {pub['method'].label()}" for m in methods))
+            + " | ".join(f"with {m} {with_method(m).label()}" for m in methods))
 
 
 def format_rows(rows: list[Row], scores=None) -> str:
@@ -263,3 +264,94 @@ def delta(rows: list[Row], model: str, method: str, score: str, size: str, data:
 def _model_order(model: str) -> int:
     names = list(MODEL_NAMES)
     return names.index(model) if model in names else len(names)
+
+
+# ------------------------------------------------------------------------------ the papers' own layout
+
+# The variant each paper's main table reports: CCIM's tables use the dot product (its additive form is
+# a row of Table 4), CLEF has one form.
+MAIN_METHOD = {"ccim": "CCIM dot-product", "clef": "CLEF"}
+SHORT_METHOD = {"ccim": "CCIM", "clef": "CLEF", "causalmer": "CausalMER"}
+_TABLE_4_ADDITIVE = "additive attention"
+
+
+def published_method(paper: str, model: str, dataset: str, method: str) -> Published:
+    """The published score of ``model`` + ``method`` on ``dataset``: the main table's for the method it
+    reports, CCIM Table 4's "additive attention" row for CCIM's additive form (EMOT-Net and EmotiCon
+    only), unknown otherwise. The main table never stands in for another form."""
+    if paper == "ccim" and method == PAPERS["ccim"].methods["additive"]:
+        for cell in ABLATIONS["ccim"]:
+            if (cell.setting, cell.model, cell.dataset) == (_TABLE_4_ADDITIVE, model, dataset):
+                return cell.value
+        return UNKNOWN
+    if method != MAIN_METHOD.get(paper, method):
+        return UNKNOWN
+    return published(paper, model, dataset)["method"]
+
+
+def gain(baseline: Published, method: Published) -> float | None:
+    """Published method − baseline in points, None unless both are known."""
+    return method.value - baseline.value if baseline.known and method.known else None
+
+
+def paper_table(rows: list[Row], paper: str, dataset: str) -> list[str]:
+    """Markdown lines of one main table in the paper's layout, for one data set: rows = baselines;
+    the paper's w/o, + method, gain; then ours per setting (w/o, + method, gain on ``test``, the papers'
+    counterpart, and the gain on ``test_ood``), points, ± = seed std of the paired gain."""
+    method = MAIN_METHOD[paper]
+    mine = [r for r in rows if r.dataset == dataset and r.method == method]
+    shown = settings(mine)
+    short = SHORT_METHOD[paper]
+    head = ["baseline", "paper: w/o", f"paper: + {short}", "paper: gain"]
+    for s in shown:
+        head += [f"{s.label}: w/o", f"+ {short}", "gain (test)", "gain (test_ood)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    models = sorted({m for (p, m, d) in PUBLISHED if p == paper and d == dataset} | {r.model for r in mine},
+                    key=_model_order)
+    for model in models:
+        pub = published(paper, model, dataset)
+        g = gain(pub["baseline"], pub["method"])
+        cells = [MODEL_NAMES.get(model, model), pub["baseline"].label(), pub["method"].label(),
+                 "unknown" if g is None else f"{g:+.2f}"]
+        for s in shown:
+            r = next((r for r in mine if r.model == model and r.setting == s), None)
+            if r is None:
+                cells += ["not run"] * 4
+                continue
+            t, o = r.scores["test"], r.scores.get("test_ood") or {}
+            cells += [percent(t["baseline"]), percent(t["method"]), percent(t["delta"], signed=True),
+                      percent(o.get("delta"), signed=True)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+
+def ccim_against_clef(ccim_rows: list[Row], clef_rows: list[Row]) -> list[str]:
+    """CLEF Table 5 (vanilla / + CCIM / + CLEF on EMOT-Net and CAER-Net, EMOTIC and CAER-S) with ours
+    beside it per setting present in both papers' rows, on ``test`` and ``test_ood`` (points)."""
+    cells = {(c.model, c.dataset, c.setting): c.value for c in ABLATIONS["clef"] if c.table == "Table 5"}
+    pairs = list(dict.fromkeys((m, d) for (m, d, _) in cells))
+    common = [s for s in settings(ccim_rows) if s.size in {t.size for t in settings(clef_rows)}
+              and s.data in {t.data for t in settings(clef_rows)} and len(s.seeds) in {len(t.seeds) for t in settings(clef_rows)}]
+    head = ["baseline (data)", "paper: vanilla", "+ CCIM", "+ CLEF"]
+    for s in common:
+        head += [f"{s.size} · {len(s.seeds)} seed(s) · {s.data}: vanilla", "+ CCIM", "+ CLEF", "test_ood: vanilla", "+ CCIM", "+ CLEF"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def find(rows, model, dataset, s, method):
+        return next((r for r in rows if (r.model, r.dataset, r.method, r.setting.size, r.setting.data, len(r.setting.seeds))
+                     == (model, dataset, method, s.size, s.data, len(s.seeds))), None)
+
+    for model, dataset in pairs:
+        row = [f"{MODEL_NAMES.get(model, model)} ({DATASET_NAMES.get(dataset, dataset)})",
+               *(cells[model, dataset, k].label() for k in ("vanilla", "+ CCIM", "+ CLEF"))]
+        for s in common:
+            ccim, clef = find(ccim_rows, model, dataset, s, MAIN_METHOD["ccim"]), find(clef_rows, model, dataset, s, "CLEF")
+            if ccim is None or clef is None:
+                row += ["not run (home data set only)"] + [""] * 5
+                continue
+            for score in ("test", "test_ood"):
+                row += [percent(ccim.scores[score]["baseline"]), percent(ccim.scores[score]["method"]),
+                        percent(clef.scores[score]["method"])]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines

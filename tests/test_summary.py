@@ -149,3 +149,49 @@ def test_notebook_runs_on_real_data_results(tmp_path):
     assert (out / "figures" / "11_summary_ccim.png").exists()
     executed = (tmp_path / "run.ipynb").read_text()
     assert "nothing yet" in executed and "no claims apply to this run" in executed
+
+
+# --------------------------------------------------------------------------- the papers' layout
+
+
+def test_each_ccim_form_gets_its_own_published_number():
+    dot = summary.published_method("ccim", "emotnet", "emotic", "CCIM dot-product")
+    additive = summary.published_method("ccim", "emotnet", "emotic", "CCIM additive")
+    assert (dot.value, additive.value) == (30.88, 30.79)  # main table; Table 4's "additive attention" row
+    assert "Table 4" in additive.source
+    # Table 4 covers EMOT-Net and EmotiCon only: the main table never stands in for another form
+    assert not summary.published_method("ccim", "caernet", "caer_s", "CCIM additive").known
+    assert "additive 30.79" in summary.published_line("ccim", "emotnet", "emotic", ["CCIM dot-product", "CCIM additive"])
+
+
+def test_paper_table_has_the_papers_rows_and_gains_beside_ours(clef_folder):
+    found = summary.collect(clef_folder)
+    lines = summary.paper_table(found["clef"], "clef", "caer_s")
+    assert lines[0].startswith("| baseline | paper: w/o | paper: + CLEF | paper: gain | smoke · seed 0 · synthetic: w/o")
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines[2:]}
+    assert set(rows) == {"EMOT-Net", "GNN-CNN", "CAER-Net-S", "CD-Net", "EmotiCon"}  # every baseline of the table
+    caer = rows["CAER-Net-S"].strip("| ").split(" | ")
+    assert caer[1:4] == ["73.47", "75.86", "+2.39"]
+    assert caer[4:8] == ["90.0", "80.0", "-10.0", "+30.0"]  # smoke: one seed
+    assert caer[10] == "+15.0 ± 7.1"  # medium: paired over seeds 0 and 1 only: +10, +20
+    assert "not run" in rows["EMOT-Net"]
+
+
+def test_ccim_against_clef_is_table_5_beside_ours():
+    found = summary.collect(paths.repo_root() / "results")
+    lines = summary.ccim_against_clef(found["ccim"], found["clef"])
+    cells = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ") for line in lines[2:]}
+    assert cells["EMOT-Net (EMOTIC)"][1:4] == ["27.93", "30.88", "31.67"]
+    assert cells["CAER-Net-S (CAER-S)"][1:4] == ["73.47", "74.81", "75.86"]
+    assert cells["EMOT-Net (CAER-S)"][4].startswith("not run")
+    medium = next(i for i, h in enumerate(lines[0].strip("| ").split(" | ")) if h.startswith("medium"))
+    assert "±" in cells["CAER-Net-S (CAER-S)"][medium]
+
+
+def test_gains_figure_draws_every_published_baseline(clef_folder):
+    found = summary.collect(clef_folder)
+    fig = plots.gains_against_published(found["clef"], "clef")
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == ["EMOTIC", "CAER-S"]
+    assert [t.get_text() for t in axes[1].get_xticklabels()] == ["EMOT-Net", "GNN-CNN", "CAER-Net-S", "CD-Net", "EmotiCon"]
+    plots.plt.close(fig)
