@@ -76,3 +76,16 @@ def test_every_parameter_is_recorded(path):
     recorded = set(_committed(path.stem)["provenance"]["parameters"])
     missing = sorted(parameter_names(path) - recorded)
     assert not missing, f"{path.stem}: parameters {missing} are not written with its results"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_the_committed_notebook_asserted_its_claims(path):
+    """The committed run printed its claims as asserted: a refresh run before the seed evidence caught
+    up with a new parameter prints "reported, not asserted", and nbval (which runs with the evidence as
+    committed) would then see another output. Refresh the notebook again after `seeds --collect-only`."""
+    import nbformat
+
+    text = "".join(o.get("text", "") for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
+                   for o in c.get("outputs", []))
+    assert "reported, not asserted" not in text, f"{path.name}: refresh it again now that the seed evidence matches"
+    assert "asserted (the setting measured over seeds)" in text, f"{path.name}: no asserted claims in its outputs"
