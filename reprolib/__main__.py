@@ -150,16 +150,20 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
         description="Multi-seed runs of the five baselines on their home datasets, with the notebooks' "
         "code path; prints a mean ± std table.",
     )
-    p.add_argument("--method", choices=("baselines", "ccim", "clef", "causalmer"), default="baselines",
+    p.add_argument("--method", choices=("baselines", "ccim", "clef", "ccim_ablations", "clef_ablations", "causalmer"),
+                   default="baselines",
                    help="baselines: the plain models; ccim: each baseline without and with CCIM (both "
                    "strategies); clef: each baseline without and with CLEF (and a default-loss control); "
+                   "ccim_ablations / clef_ablations: the papers' ablation tables (CCIM Table 4 and Figure 6, "
+                   "CLEF Table 4) on the papers' ablated baselines (default: EMOT-Net and EmotiCon, CD-Net "
+                   "and EmotiCon); "
                    "causalmer: MulT and MulT+CausalMER on IEMOCAP- and MOSEI-style data, with the "
                    "missing-modality study (results/sweep_causalmer_<size>.json)")
     p.add_argument("--reuse-baselines", action="store_true",
-                   help="ccim/clef: take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
+                   help="ccim/clef (and their ablations): take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
     p.add_argument("--seeds", type=option("seed"), nargs="+", default=[0, 1, 2])
-    p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five); with --method causalmer: datasets (iemocap, mosei)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five; the ablated ones for the ablations); with --method causalmer: datasets (iemocap, mosei)")
     p.add_argument("--recipe", choices=RECIPES, default="official",
                    help="causalmer: official = the paper code's training loop (no weight decay, clip 0.8, "
                    "plateau schedule, attention mask); engine = engine.fit's defaults (reprolib.mer.RECIPES)")

@@ -233,24 +233,34 @@ def true_scenes(data: DataBundle, split: str) -> np.ndarray | None:
     return None if records is None else np.array([r["scene"] for r in records])
 
 
-def dictionary_path(data: DataBundle, n: int, *, seed: int = 0, backbone: str = "ColourLayout") -> Path:
-    """Where the confounder dictionary of this dataset, N, seed, backbone and context view size is kept."""
-    view = "x".join(str(v) for v in data.splits["train"][0]["context"].shape[1:])
+def dictionary_path(data: DataBundle, n: int, *, seed: int = 0, backbone: str = "ColourLayout",
+                    view: str = "context") -> Path:
+    """Where the confounder dictionary of this dataset, N, seed, backbone and context view size is kept
+    (``view="image"``, the unmasked-subject ablation, gets a name of its own)."""
+    size = "x".join(str(v) for v in data.splits["train"][0]["context"].shape[1:])
     where = hashlib.sha1(str(Path(data.root).resolve()).encode()).hexdigest()[:8]
-    return data_dir() / "dictionaries" / f"{data.kind}-{Path(data.root).name}-{where}-{view}-{backbone}-N{n}-seed{seed}.npz"
+    unmasked = "" if view == "context" else f"-{view}"
+    return data_dir() / "dictionaries" / (f"{data.kind}-{Path(data.root).name}-{where}-{size}-{backbone}"
+                                          f"{unmasked}-N{n}-seed{seed}.npz")
 
 
 def dictionary_for(data: DataBundle, n: int, *, seed: int = 0, places365_weights: str | None = None,
-                   rebuild: bool = False) -> ConfounderDictionary:
+                   rebuild: bool = False, view: str = "context") -> ConfounderDictionary:
     """The confounder dictionary of ``data`` with ``n`` prototypes: loaded if notebook 02 (or an
-    earlier call) saved it, else built from the training split's masked contexts and saved."""
+    earlier call) saved it, else built from the training split's masked contexts and saved.
+    ``view="image"`` clusters the whole images instead, subject included (CCIM Table 4's
+    "without masking the subject")."""
+    if view not in ("context", "image"):
+        raise ValueError(f"view must be 'context' (subject masked) or 'image' (unmasked), got {view!r}")
     encoder, description = dictionary_backbone(places365_weights)
-    path = dictionary_path(data, n, seed=seed, backbone=description["backbone"])
+    path = dictionary_path(data, n, seed=seed, backbone=description["backbone"], view=view)
     if path.exists() and not rebuild:
         return ConfounderDictionary.load(path)
-    features = extract_features(encoder, data.splits["train"], desc=f"context features ({description['backbone']})")
+    features = extract_features(encoder, data.splits["train"], view=view,
+                                desc=f"{view} features ({description['backbone']})")
     dictionary, _ = build_dictionary(features, n, seed=seed, provenance={
-        **description, "dataset": data.kind, "data_root": str(data.root), "split": "train"})
+        **description, "dataset": data.kind, "data_root": str(data.root), "split": "train",
+        **({} if view == "context" else {"subject": "not masked"})})
     dictionary.save(path)
     return dictionary
 

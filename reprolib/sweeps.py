@@ -84,9 +84,88 @@ def summarise(values: list[float]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
 
 
-METHODS = ("baselines", "ccim", "clef")
+METHODS = ("baselines", "ccim", "clef", "ccim_ablations", "clef_ablations")
 OWN_LOSS_CONTROL = "baseline_default_loss"  # CLEF sweep: the baseline on CE/BCE, for baselines with a loss of their own
 DICTIONARY_SIZE = 16  # prototypes in the CCIM sweep's dictionaries (notebook 02's main N at smoke size)
+# CCIM Figure 6 tries N = 64 ... 1024 around its default 256 (x 1/4 ... x 4); the same ratios around ours.
+ABLATION_DICTIONARY_SIZES = (4, 8, 32, 64)
+
+# The papers' ablation tables (CCIM Table 4, CLEF Table 4) on our data: variant -> the paper's row
+# (the setting of :data:`reprolib.published.ABLATIONS`). The paper's ablated baselines are the default
+# selection: EMOT-Net and EmotiCon for CCIM, CD-Net and EmotiCon for CLEF.
+ABLATION_ROWS = {
+    "ccim_ablations": {
+        "baseline": None,
+        "ccim": "default (dot product, Places365 ResNet-152, N = 256 / 128 / 256)",
+        "random_dictionary": "random dictionary Z (same size)",
+        "additive": "additive attention",
+        "no_lambda": "without lambda_i (no attention weights)",
+        "no_prior": "without P(z_i) (no prior)",
+        "no_mask": "without masking the subject",
+        **{f"N{n}": None for n in ABLATION_DICTIONARY_SIZES},  # CCIM Figure 6, beside the N of "ccim"
+    },
+    "clef_ablations": {
+        "baseline": "vanilla",
+        "clef": "+ CLEF",
+        "context_alone": "without the CAER model (context branch alone)",
+        "no_context_branch": "without the extra context branch",
+        "no_kl": "without the KL regularisation",
+        "no_mask": "without masking the subject",
+        "star_average": "Y_e* = average feature embedding (instead of the learned uniform-initialised vector)",
+        "star_random": "Y_e* = random feature embedding",
+    },
+}
+ABLATION_BASELINES = {"ccim_ablations": ("emotnet", "emoticon"), "clef_ablations": ("cdnet", "emoticon")}
+# Rows of the papers' tables our data cannot express: the dictionary comes from a label-free colour
+# layout (no ImageNet / Places365 / ResNet-50 / VGG-16 extractor to swap), the context branch is trained
+# from scratch (no pre-training to change).
+NOT_EXPRESSIBLE = {
+    "ccim_ablations": ("ImageNet instead of Places365 pre-training", "ResNet-50 feature extractor",
+                       "VGG-16 feature extractor"),
+    "clef_ablations": ("ImageNet instead of Places365 pre-training (context branch)", "ResNet-50 context branch",
+                       "VGG-16 context branch"),
+}
+
+
+def _ccim_variants(ablations: bool) -> dict[str, Callable | None]:
+    from reprolib.causal.ccim import with_ccim
+
+    if not ablations:
+        return {"baseline": None,
+                "ccim_dot_product": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "dot_product"),
+                "ccim_additive": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "additive")}
+
+    def with_size(n):
+        return lambda model, d, dictionary, backbone: with_ccim(model, experiments.dictionary_for(d, n))
+
+    return {"baseline": None,
+            "ccim": lambda model, d, dictionary, backbone: with_ccim(model, dictionary),
+            "random_dictionary": lambda model, d, dictionary, backbone: with_ccim(model, dictionary.randomised(seed=0)),
+            "additive": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "additive"),
+            "no_lambda": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, attention=False),
+            "no_prior": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, uniform_prior=True),
+            "no_mask": lambda model, d, dictionary, backbone: with_ccim(
+                model, experiments.dictionary_for(d, dictionary.size, view="image")),
+            **{f"N{n}": with_size(n) for n in ABLATION_DICTIONARY_SIZES}}
+
+
+def _clef_variants(ablations: bool) -> dict[str, Callable | None]:
+    from reprolib.causal.clef import CLEF, ContextOnly, NoContext, context_branch
+    from reprolib.engine import WithDefaultLoss
+
+    def clef(context=None, **options):
+        return lambda model, d, dictionary, backbone: CLEF(
+            model, context(d.num_classes) if context else context_branch(d.num_classes, backbone), d.num_classes,
+            multilabel=d.multilabel, **options)
+
+    if not ablations:
+        return {"baseline": None,
+                OWN_LOSS_CONTROL: lambda model, d, dictionary, backbone: WithDefaultLoss(model),
+                "clef": clef()}
+    return {"baseline": None, "clef": clef(),
+            "context_alone": lambda model, d, dictionary, backbone: ContextOnly(context_branch(d.num_classes, backbone)),
+            "no_context_branch": clef(NoContext), "no_kl": clef(kl=False), "no_mask": clef(mask_context=False),
+            "star_average": clef(star="average"), "star_random": clef(star="random")}
 
 
 def _variants(method: str) -> dict[str, Callable | None]:
@@ -94,20 +173,9 @@ def _variants(method: str) -> dict[str, Callable | None]:
     plain baseline). ``dictionary`` is the dataset's confounder dictionary (CCIM only, else None)."""
     if method == "baselines":
         return {"baseline": None}
-    if method == "clef":
-        from reprolib.causal.clef import CLEF, context_branch
-
-        from reprolib.engine import WithDefaultLoss
-
-        return {"baseline": None,
-                OWN_LOSS_CONTROL: lambda model, d, dictionary, backbone: WithDefaultLoss(model),
-                "clef": lambda model, d, dictionary, backbone: CLEF(
-                    model, context_branch(d.num_classes, backbone), d.num_classes, multilabel=d.multilabel)}
-    from reprolib.causal.ccim import with_ccim
-
-    return {"baseline": None,
-            "ccim_dot_product": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "dot_product"),
-            "ccim_additive": lambda model, d, dictionary, backbone: with_ccim(model, dictionary, "additive")}
+    if method.startswith("clef"):
+        return _clef_variants(method == "clef_ablations")
+    return _ccim_variants(method == "ccim_ablations")
 
 
 JOURNAL_FOLDER = ("checkpoints", "sweeps")
@@ -203,6 +271,7 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
     unknown = sorted(set(only or ()) - set(baselines))
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {sorted(baselines)}")
+    only = only or ABLATION_BASELINES.get(method)
     names = [n for n in baselines if not only or n in only]
     variants = _variants(method)
     reused = _reusable_baseline_runs(size, seeds) if reuse_baselines and method != "baselines" else {}
@@ -220,7 +289,7 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
             data[kind] = experiments.open_data(
                 kind, seed=0, synthetic_knobs={"sizes": sizes}, subject_size=subject, context_size=context,
                 image_size=image, extra_views=extra_views(kind, names))
-            if method == "ccim":
+            if method.startswith("ccim"):
                 dictionaries[kind] = experiments.dictionary_for(data[kind], DICTIONARY_SIZE)
         d = data[kind]
         rows: dict[str, Any] = {}
@@ -256,7 +325,9 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
         table[name] = {**head, **rows["baseline"]} if method == "baselines" else {**head, "variants": rows}
     params = {"size": size, "seeds": list(seeds), **{k: v for k, v in spec.items() if k != "views"},
               "views": {k: str(v) for k, v in spec["views"].items()}}
-    if method == "ccim":
+    if method in ABLATION_ROWS:
+        params.update(paper_rows=ABLATION_ROWS[method], not_expressible=list(NOT_EXPRESSIBLE[method]))
+    if method.startswith("ccim"):
         params.update(dictionary_size=DICTIONARY_SIZE, dictionaries={k: v.provenance for k, v in dictionaries.items()},
                       baselines_reused=sorted(reused.keys() & set(names)))
     write_metrics(f"sweep_{method}_{size}", table, params)

@@ -52,6 +52,17 @@ def test_intervention_is_the_attention_weighted_prior_weighted_sum():
     assert torch.allclose(ccim.intervene(h), manual, atol=1e-6)
 
 
+def test_without_attention_g_is_the_prior_weighted_sum_of_every_prototype():
+    """Table 4's "without lambda_i": every lambda_i = 1, so g = sum_i P(z_i) z_i for every sample."""
+    ccim = make_ccim(attention=False).eval()
+    h = torch.randn(3, D_H)
+    expected = (ccim.prior * ccim.dictionary).sum(dim=0)
+    assert torch.allclose(ccim.intervene(h), expected.expand(3, -1))
+    assert torch.allclose(ccim.intervene(h), ccim.intervene(torch.randn(3, D_H)))  # no dependence on h
+    assert not torch.allclose(make_ccim().eval().intervene(h), ccim.intervene(h))
+    assert ccim(h).shape == (3, K)
+
+
 def test_dot_product_scores_are_scaled_by_sqrt_of_the_dictionary_width():
     ccim = make_ccim().eval()
     h = torch.randn(3, D_H)
@@ -169,6 +180,22 @@ def test_with_ccim_uniform_prior_and_inspect_ccim():
     assert uniform.entropy_ratio == pytest.approx(1.0) and uniform.g_share == 0.5
     one_hot = type(report)(np.eye(N)[:2], 1.0, 0.0)
     assert one_hot.entropy_ratio == pytest.approx(0.0, abs=1e-6)
+
+
+def test_random_dictionary_keeps_size_prior_and_column_scale_but_not_the_prototypes():
+    real = ConfounderDictionary(np.random.default_rng(1).normal(5.0, 2.0, (64, D_Z)), np.full(64, 1 / 64),
+                                {"backbone": "test"})
+    fake = real.randomised(seed=3)
+    assert fake.Z.shape == real.Z.shape and np.array_equal(fake.P, real.P)
+    assert np.allclose(fake.Z.mean(0), real.Z.mean(0), atol=1.0) and np.allclose(fake.Z.std(0), real.Z.std(0), rtol=0.4)
+    assert np.abs(fake.Z - real.Z).mean() > 1.0
+    assert np.array_equal(fake.Z, real.randomised(seed=3).Z) and not np.array_equal(fake.Z, real.randomised(seed=4).Z)
+    assert fake.provenance["prototypes"] == "random (seed 3)"
+
+
+def test_with_ccim_without_attention_passes_through():
+    model = with_ccim(TinyBaseline(), tiny_dictionary(), attention=False)
+    assert model.classifier.use_attention is False
 
 
 def test_with_ccim_refuses_a_model_without_a_linear_classifier():

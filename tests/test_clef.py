@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from reprolib.causal.clef import CLEF, context_branch
+from reprolib.causal.clef import CLEF, ContextOnly, NoContext, context_branch
 from reprolib.causal.fusion import (FUSION_MODES, bernoulli_log_probs, fuse, natural_direct_effect, total_effect,
                                     total_indirect_effect, void_like)
 from reprolib.engine import fit, predict
@@ -352,3 +352,43 @@ def test_y_e_star_alone_takes_no_weight_decay():
     groups = without_decay(clef, [p for p in clef.parameters() if p.requires_grad])
     exempt = [g["params"] for g in groups if g.get("weight_decay") == 0.0]
     assert len(exempt) == 1 and len(exempt[0]) == 1 and exempt[0][0] is clef.y_e_star
+
+
+def test_average_star_tracks_the_mean_factual_output_and_is_not_learned():
+    clef = CLEF(FromBatch(), nn.Identity(), K, star="average")
+    assert "y_e_star" not in dict(clef.named_parameters()) and "y_e_star" in clef.state_dict()
+    assert clef.no_weight_decay() == ()
+    batch = vector_batch()
+    batch["context"] = batch["context"][:, :K]
+    for _ in range(200):
+        clef.train().outputs(batch)
+    assert torch.allclose(clef.y_e_star, batch["y_e"].mean(0), atol=1e-4)
+    frozen = clef.y_e_star.clone()
+    clef.eval().outputs(dict(batch, y_e=batch["y_e"] + 5))  # evaluation reads it and leaves it alone
+    assert torch.equal(clef.y_e_star, frozen)
+
+
+def test_random_star_is_fixed_and_seeded():
+    torch.manual_seed(0)
+    first = CLEF(FromBatch(), nn.Identity(), K, star="random")
+    torch.manual_seed(0)
+    again = CLEF(FromBatch(), nn.Identity(), K, star="random")
+    assert torch.equal(first.y_e_star, again.y_e_star) and first.y_e_star.abs().sum() > 0
+    assert not first.y_e_star.requires_grad and first.no_weight_decay() == ()
+    with pytest.raises(ValueError, match="star must be one of"):
+        CLEF(FromBatch(), nn.Identity(), K, star="mean")
+
+
+def test_without_the_context_branch_tie_is_the_baseline_against_y_e_star():
+    clef = CLEF(FromBatch(), NoContext(K), K)
+    batch = vector_batch()
+    out = clef.outputs(batch)
+    assert torch.equal(out["y_c"], torch.zeros(B, K))
+    assert torch.allclose(out["tie"], F.logsigmoid(batch["y_e"]) - F.logsigmoid(out["y_e_star"]))
+
+
+def test_context_only_reads_the_masked_context():
+    model = ContextOnly(nn.Linear(D, K))
+    batch = vector_batch()
+    assert torch.equal(model(batch), model.context(batch["context"]))
+    assert model.views == ("context",)

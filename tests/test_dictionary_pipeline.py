@@ -52,6 +52,16 @@ def test_dictionary_for_builds_once_then_loads(tiny_caer, tmp_path):
     assert experiments.dictionary_path(tiny_caer, 8) != path
 
 
+def test_unmasked_dictionary_is_built_from_the_whole_image_and_kept_apart(tiny_caer):
+    masked = experiments.dictionary_for(tiny_caer, 4)
+    unmasked = experiments.dictionary_for(tiny_caer, 4, view="image")
+    assert experiments.dictionary_path(tiny_caer, 4, view="image") != experiments.dictionary_path(tiny_caer, 4)
+    assert unmasked.provenance["subject"] == "not masked" and "subject" not in masked.provenance
+    assert not np.allclose(unmasked.Z, masked.Z)
+    with pytest.raises(ValueError, match="view must be"):
+        experiments.dictionary_for(tiny_caer, 4, view="subject")
+
+
 def test_true_scenes_come_from_the_sidecar_for_synthetic_data_only(tiny_caer):
     scenes = experiments.true_scenes(tiny_caer, "train")
     assert scenes.shape == (70,) and scenes.min() >= 0

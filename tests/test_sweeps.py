@@ -59,6 +59,60 @@ def test_every_wrapping_variant_builds_on_every_baseline():
                     assert isinstance(model, CLEF) and model.y_e_star.shape == (3,), (name, variant)
 
 
+def test_ablation_variants_build_what_their_paper_row_says(monkeypatch):
+    import numpy as np
+
+    from reprolib import experiments
+    from reprolib.causal.ccim import CCIM
+    from reprolib.causal.clef import CLEF, ContextOnly, NoContext
+    from reprolib.causal.dictionary import ConfounderDictionary
+    from reprolib.experiments import DataBundle
+
+    main_dictionary = ConfounderDictionary(np.random.default_rng(0).random((4, 6)), np.full(4, 0.25))
+    asked = []
+
+    def fake_dictionary_for(data, n, view="context", **_):
+        asked.append((n, view))
+        return ConfounderDictionary(np.random.default_rng(n).random((n, 6)), np.full(n, 1 / n))
+
+    monkeypatch.setattr(experiments, "dictionary_for", fake_dictionary_for)
+    kind, build = sweeps.baseline_builders("smoke")["emotnet"]
+    d = DataBundle(kind, None, {}, ("a", "b", "c"), True, True)
+    built = {v: (wrap(build(d, "small"), d, main_dictionary, "small") if wrap else None)
+             for v, wrap in sweeps._variants("ccim_ablations").items()}
+    assert list(built) == list(sweeps.ABLATION_ROWS["ccim_ablations"])
+    heads = {v: m.classifier for v, m in built.items() if m is not None}
+    assert all(isinstance(h, CCIM) for h in heads.values())
+    assert heads["additive"].strategy == "additive" and heads["no_lambda"].use_attention is False
+    assert np.allclose(heads["no_prior"].prior.numpy(), 0.25)
+    assert not np.allclose(heads["random_dictionary"].dictionary.numpy(), main_dictionary.Z)
+    assert [heads[f"N{n}"].size for n in sweeps.ABLATION_DICTIONARY_SIZES] == list(sweeps.ABLATION_DICTIONARY_SIZES)
+    assert (4, "image") in asked  # no_mask: the main N from the unmasked images
+
+    kind, build = sweeps.baseline_builders("smoke")["cdnet"]
+    d = DataBundle(kind, None, {}, ("a", "b", "c"), False, True)
+    built = {v: (wrap(build(d, "small"), d, None, "small") if wrap else None)
+             for v, wrap in sweeps._variants("clef_ablations").items()}
+    assert list(built) == list(sweeps.ABLATION_ROWS["clef_ablations"])
+    assert isinstance(built["context_alone"], ContextOnly) and isinstance(built["no_context_branch"].context, NoContext)
+    assert built["no_kl"].kl is False and built["no_mask"].context_key == "image"
+    assert built["star_average"].star == "average" and built["star_random"].star == "random"
+    assert all(isinstance(built[v], CLEF) for v in ("clef", "no_context_branch", "no_kl", "no_mask"))
+
+
+def test_ablation_rows_name_published_settings_and_the_papers_baselines():
+    from reprolib.published import ABLATIONS
+
+    for method, paper in (("ccim_ablations", "ccim"), ("clef_ablations", "clef")):
+        settings = {row.setting for row in ABLATIONS[paper]}
+        named = [s for s in sweeps.ABLATION_ROWS[method].values() if s]
+        assert named and set(named) <= settings, method
+        assert set(sweeps.NOT_EXPRESSIBLE[method]) <= settings
+        assert set(named).isdisjoint(sweeps.NOT_EXPRESSIBLE[method])
+        models = {row.model for row in ABLATIONS[paper] if row.table == "Table 4"}
+        assert set(sweeps.ABLATION_BASELINES[method]) == models
+
+
 def test_baseline_rows_are_reused_only_for_the_same_seeds(tmp_path, monkeypatch):
     monkeypatch.setenv("REPROLIB_RESULTS", str(tmp_path))
     from reprolib.results import write_metrics

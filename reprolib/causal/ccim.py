@@ -24,6 +24,10 @@ Option beyond the paper, ``relative_prior=True``: weight the prototypes by N * P
 of P(z_i) (mean 1/N). The weighting between prototypes is the same; only the 1/N shrinkage of ``g``
 goes. With the paper's weights ``g`` is a few per cent of ``h W_h`` (notebook 08 measures it), so
 the attention gets almost no gradient and stays uniform, which makes ``g`` a constant.
+
+Ablation of the paper's Table 4, ``attention=False`` ("without lambda_i"): every lambda_i = 1, so
+g = sum_i P(z_i) z_i, the prior-weighted mean prototype, the same vector for every sample (the query
+and key layers are then unused).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class CCIM(nn.Module):
 
     def __init__(self, joint_dim: int, dictionary: torch.Tensor | np.ndarray, prior: torch.Tensor | np.ndarray,
                  num_classes: int, strategy: Strategy = "dot_product", *, relative_prior: bool = False,
-                 dropout: float = 0.5):
+                 attention: bool = True, dropout: float = 0.5):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -65,6 +69,7 @@ class CCIM(nn.Module):
             raise ValueError(f"dictionary must be [N, d_z] and prior [N]; got {tuple(Z.shape)} and {tuple(P.shape)}")
         self.strategy = strategy
         self.relative_prior = relative_prior
+        self.use_attention = attention
         self.register_buffer("dictionary", Z)
         self.register_buffer("prior", P * Z.shape[0] if relative_prior else P)
         d_z = Z.shape[1]
@@ -96,8 +101,12 @@ class CCIM(nn.Module):
         return torch.softmax(self.scores(h), dim=-1)
 
     def intervene(self, h: torch.Tensor) -> torch.Tensor:
-        """g(h) = sum_i lambda_i * P(z_i) * z_i  -> [B, d_z] (N * P(z_i) with ``relative_prior``)."""
-        return self.attention(h) @ (self.prior * self.dictionary)
+        """g(h) = sum_i lambda_i * P(z_i) * z_i  -> [B, d_z] (N * P(z_i) with ``relative_prior``;
+        every lambda_i = 1 without ``attention``)."""
+        weighted = self.prior * self.dictionary  # [N, d_z]
+        if not self.use_attention:
+            return weighted.sum(dim=0).expand(h.shape[0], -1)
+        return self.attention(h) @ weighted
 
     def parts(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two summands before the block, h W_h and g W_g (each [B, 128]), for diagnostics."""
@@ -115,13 +124,14 @@ class CCIM(nn.Module):
 
 
 def with_ccim(model: nn.Module, dictionary: ConfounderDictionary, strategy: Strategy = "dot_product",
-              *, uniform_prior: bool = False, relative_prior: bool = False) -> nn.Module:
+              *, uniform_prior: bool = False, relative_prior: bool = False, attention: bool = True) -> nn.Module:
     """Put CCIM on a baseline in place of its classifier and return the model.
 
     Every baseline computes ``classifier(features(batch))`` in ``forward`` and in its own
     ``training_loss``, so swapping ``classifier`` keeps its features, its loss (EMOT-Net's weighted
     squared error, EmotiCon's multiplicative loss, ...) and any side head (EMOT-Net's VAD) unchanged.
-    ``uniform_prior`` replaces P(z) by 1/N (the prior ablation); ``relative_prior`` see :class:`CCIM`.
+    ``uniform_prior`` replaces P(z) by 1/N (the prior ablation); ``relative_prior`` and ``attention``
+    (False: the "without lambda_i" ablation) see :class:`CCIM`.
     """
     old = getattr(model, "classifier", None)
     if not isinstance(old, nn.Linear) or not hasattr(model, "feature_dim"):
@@ -131,7 +141,7 @@ def with_ccim(model: nn.Module, dictionary: ConfounderDictionary, strategy: Stra
                          f"feature_dim says {model.feature_dim}")
     used = dictionary.with_uniform_prior() if uniform_prior else dictionary
     model.classifier = CCIM(model.feature_dim, used.Z, used.P, old.out_features, strategy,
-                            relative_prior=relative_prior).to(old.weight.device)
+                            relative_prior=relative_prior, attention=attention).to(old.weight.device)
     return model
 
 

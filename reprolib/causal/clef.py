@@ -48,6 +48,11 @@ Decisions where the paper is silent (each recorded here so that runs can cite it
   term is 0 when the distributions agree. Multi-label: the same per class with Bernoulli
   distributions (p from :func:`fusion.bernoulli_log_probs`), mean over samples and classes, so it is
   on the scale of the BCE terms. ``kl=False`` drops the term (ablation); it is then reported as 0.
+* **Y_e* in the paper's Table 4** (``star``): ``"learned"`` (the default, the vector above);
+  ``"average"``, the average factual output: a buffer tracking the mean of Y_e over training
+  batches (momentum 0.1, as BatchNorm's running mean), not learned, used as it stands at test time;
+  ``"random"``, a fixed N(0, 1) vector drawn at construction, not learned. The KL, whose gradient
+  reaches Y_e* alone, then trains nothing; the counterfactual cross-entropy still trains the context branch.
 * **Context input**: ``mask_context=True`` reads ``batch["context"]`` at training and test time;
   ``False`` reads the unmasked ``batch["image"]`` (the no-mask ablation).
 * **Schedule**: end to end by default (``engine.fit`` trains everything through
@@ -75,6 +80,8 @@ from reprolib.causal.fusion import bernoulli_log_probs, check_mode, fuse, total_
 from reprolib.models.backbones import build_encoder
 
 STAR_INITS = ("uniform", "rand")
+STARS = ("learned", "average", "random")
+AVERAGE_MOMENTUM = 0.1
 
 
 class ContextBranch(nn.Module):
@@ -98,17 +105,46 @@ def context_branch(num_classes: int, backbone: str = "small", weights: str | Pat
     return ContextBranch(build_encoder(backbone, weights=weights, widths=widths), num_classes)
 
 
+class NoContext(nn.Module):
+    """Y_c = 0 for every class: CLEF "without the extra context branch" (the paper's Table 4). The
+    fusion then reduces to the baseline alone, TIE = log sigmoid(Y_e) - log sigmoid(Y_e*)."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image.new_zeros(image.shape[0], self.num_classes)
+
+
+class ContextOnly(nn.Module):
+    """The context branch trained alone on the subject-masked image, batch -> logits [B, K]: CLEF
+    "without the CAER model" (the paper's Table 4), the score of the harmful direct path alone."""
+
+    views = ("context",)
+
+    def __init__(self, context: nn.Module):
+        super().__init__()
+        self.context = context
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.context(batch["context"])
+
+
 class CLEF(nn.Module):
     """Baseline (Y_e) + context branch (Y_c) + void vector Y_e*; ``forward`` gives the TIE scores [B, K]."""
 
     def __init__(self, factual: nn.Module, context: nn.Module, num_classes: int, multilabel: bool = False,
-                 fusion: str = "sum", kl: bool = True, mask_context: bool = True, *, star_init: str = "uniform"):
+                 fusion: str = "sum", kl: bool = True, mask_context: bool = True, *, star_init: str = "uniform",
+                 star: str = "learned"):
         super().__init__()
         check_mode(fusion)
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         if star_init not in STAR_INITS:
             raise ValueError(f"star_init must be one of {STAR_INITS}, got {star_init!r}")
+        if star not in STARS:
+            raise ValueError(f"star must be one of {STARS}, got {star!r}")
         self.target_key = "labels" if multilabel else "label"
         own_key = getattr(factual, "target_key", None)
         if own_key is not None and own_key != self.target_key:
@@ -123,8 +159,12 @@ class CLEF(nn.Module):
         self.mask_context = mask_context
         self.context_key = "context" if mask_context else "image"
         self.views = tuple(dict.fromkeys((*getattr(factual, "views", ()), self.context_key)))
-        init = torch.zeros(num_classes) if star_init == "uniform" else torch.rand(num_classes)
-        self.y_e_star = nn.Parameter(init)
+        self.star = star
+        if star == "learned":
+            init = torch.zeros(num_classes) if star_init == "uniform" else torch.rand(num_classes)
+            self.y_e_star = nn.Parameter(init)
+        else:  # not learned: a buffer (saved, moved with .to(), never optimised)
+            self.register_buffer("y_e_star", torch.zeros(num_classes) if star == "average" else torch.randn(num_classes))
         self.factual_frozen = False
 
     def _check(self, name: str, logits: torch.Tensor, batch_size: int | None = None) -> None:
@@ -139,6 +179,8 @@ class CLEF(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.factual_frozen):
             y_e = self.factual(batch)
         self._check("factual", y_e)
+        if self.star == "average" and self.training:
+            self.y_e_star.lerp_(y_e.detach().float().mean(dim=0), AVERAGE_MOMENTUM)
         y_c = self.context(batch[self.context_key])
         self._check("context", y_c, y_e.shape[0])
         star = void_like(y_e, self.y_e_star)
@@ -192,8 +234,9 @@ class CLEF(nn.Module):
 
     def no_weight_decay(self) -> tuple[str, ...]:
         """Y_e* takes no weight decay in :func:`reprolib.engine.fit`: it is the learned "no emotion
-        cue" input of the counterfactual, and decay would pull it towards 0, a value with no meaning here."""
-        return ("y_e_star",)
+        cue" input of the counterfactual, and decay would pull it towards 0, a value with no meaning here.
+        A Y_e* that is not learned (``star`` "average" or "random") is a buffer: nothing to exempt."""
+        return ("y_e_star",) if self.star == "learned" else ()
 
     def freeze_factual(self, frozen: bool = True) -> "CLEF":
         """The "baseline first" schedule: the factual baseline stops learning and stays in eval mode.

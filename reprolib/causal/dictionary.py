@@ -191,6 +191,14 @@ class ConfounderDictionary:
         return ConfounderDictionary(self.Z, np.full(self.size, 1.0 / self.size, np.float32),
                                     {**self.provenance, "prior": "uniform"})
 
+    def randomised(self, seed: int = 0) -> "ConfounderDictionary":
+        """Random prototypes of the same size (the paper's "random dictionary" ablation): each column
+        drawn from a normal distribution with that feature's mean and spread over the prototypes,
+        so ``g`` keeps its scale but carries no context; the prior P(z) is kept."""
+        rng = np.random.default_rng(seed)
+        Z = rng.normal(self.Z.mean(axis=0), self.Z.std(axis=0) + 1e-6, size=self.Z.shape)
+        return ConfounderDictionary(Z.astype(np.float32), self.P, {**self.provenance, "prototypes": f"random (seed {seed})"})
+
     def save(self, path: str | Path) -> Path:
         """Write ``path`` (.npz) atomically; returns it."""
         path = Path(path)
