@@ -26,6 +26,7 @@ from reprolib.data.caers import CLASSES as CAER_CLASSES
 from reprolib.data.caers import open_caers_splits
 from reprolib.data.emotic import CATEGORIES as EMOTIC_CATEGORIES
 from reprolib.data.emotic import Emotic
+from reprolib.data.fingerprint import data_record
 from reprolib.data.mult import IEMOCAP_EMOTIONS, load_mult
 from reprolib.engine import FitResult, default_metric, fit, place, predict
 from reprolib.paths import data_dir
@@ -70,6 +71,10 @@ class DataBundle:
 
     def eval_splits(self) -> list[str]:
         return [s for s in EVAL_SPLITS if s in self.splits]
+
+    def record(self) -> dict[str, Any]:
+        """What was read (path, synthetic or real, file-list fingerprint), for the results file."""
+        return data_record(self.kind, self.root, self.synthetic)
 
     def targets(self, split: str) -> torch.Tensor:
         return targets_of(self.splits[split], self.target_key)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from reprolib import experiments, metrics
+from reprolib.presets import MER_SIZES
 from reprolib.causal.causalmer import CausalMER, build_causalmer
 from reprolib.causal.modalities import drop_share, missing_modality_study
 from reprolib.data import synthetic
@@ -39,14 +40,7 @@ MODELS = ("mult", "causalmer")
 # MulT settings per size. positions="all": a zeroed step keeps its positional embedding, so the model
 # is a continuous function of its inputs at 0 and integrated gradients from the zero baseline add up
 # (the reference rule switches the embedding off exactly at 0; it stays available as an option).
-SIZES: dict[str, dict[str, Any]] = {
-    "smoke": dict(epochs=10, lr=1e-3, batch_size=32, branch_encoder="small", scale=1,
-                  mult=dict(d=20, num_heads=4, layers=2, positions="all")),
-    "medium": dict(epochs=15, lr=1e-3, batch_size=32, branch_encoder="small", scale=2,
-                   mult=dict(d=20, num_heads=4, layers=3, positions="all")),
-    "full": dict(epochs=40, lr=1e-3, batch_size=32, branch_encoder="resnet18", scale=10,
-                 mult=dict(d=40, num_heads=10, layers=5, positions="all")),
-}
+SIZES = MER_SIZES  # smoke / medium / full, kept in reprolib.presets
 SMOKE_SPLITS = {"train": 600, "valid": 150, "test": 300}
 # How MulT and CausalMER are trained. "official": the paper code's loop (../shared/reference, causalmer
 # §1.7 and §5): Adam without weight decay, gradient-norm clipping at 0.8, ReduceLROnPlateau (patience
@@ -199,12 +193,13 @@ def sweep(size: str = "medium", seeds=(0, 1, 2), datasets=DATASETS, log=print,
     if unknown:
         raise ValueError(f"unknown dataset(s) {unknown}; choose from {list(DATASETS)}")
     table: dict[str, Any] = {}
+    read: dict[str, experiments.DataBundle] = {}
     # each finished run is journalled at once, so a crash loses only the run it interrupted (reprolib.sweeps)
     journal = Journal(f"sweep_causalmer_{size}", {"size": size, "seeds": list(seeds), "datasets": list(datasets),
                                                          "spec": SIZES[size], "splits": SMOKE_SPLITS,
                                                          "recipe": recipe_of(recipe)}, log)
     for dataset in progress(list(datasets), desc=f"sweep causalmer {size}"):
-        data = open_data(dataset, size)
+        data = read[dataset] = open_data(dataset, size)
         rows: dict[str, Any] = {}
         for name, build in builders(data, size, recipe=recipe).items():
             runs = []
@@ -229,7 +224,8 @@ def sweep(size: str = "medium", seeds=(0, 1, 2), datasets=DATASETS, log=print,
     spec = SIZES[size]
     write_metrics(f"sweep_causalmer_{size}", table, {"size": size, "seeds": list(seeds), "datasets": list(datasets),
                                                      **spec, "recipe": {"name": recipe, **recipe_of(recipe)},
-                                                     "splits": {k: n * spec["scale"] for k, n in SMOKE_SPLITS.items()}})
+                                                     "splits": {k: n * spec["scale"] for k, n in SMOKE_SPLITS.items()}},
+                  data=read)
     journal.close()
     return table
 

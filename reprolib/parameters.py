@@ -162,8 +162,8 @@ RULES: dict[str, Rule] = {
     # every notebook
     "size": choice(SIZES),
     "seed": SEED,
-    "data_root": Rule("a folder or file path (notebook 01), or a dict of dataset name ("
-                      + ", ".join(map(repr, DATASETS)) + ") to a path or None (notebooks 02-10)",
+    "data_root": Rule("a folder or file path (where a notebook reads one dataset), or a dict of dataset name ("
+                      + ", ".join(map(repr, DATASETS)) + ") to a path or None (config.data_roots says which)",
                       _data_root, "synthetic data"),
     "epochs": integer(1, none=PRESET),
     "lr": real(0, lo_open=True, none=PRESET),

@@ -305,15 +305,21 @@ def gains_against_published(rows, paper: str, title: str = ""):
     setting, our gain on ``test`` (the papers' counterpart) and on ``test_ood``, mean ± seed std of the
     paired gain, in points; no bar of ours where the sweep did not run that pair (each baseline runs on
     its home data set only). ``rows`` are :class:`reprolib.summary.Row` of one paper."""
-    from reprolib.summary import DATASET_NAMES, MAIN_METHOD, MODEL_NAMES, SHORT_METHOD, _model_order, gain, settings
+    from reprolib.summary import (AGAINST_OWN_LOSS, DATASET_NAMES, MAIN_METHOD, MODEL_NAMES, SHORT_METHOD, _model_order,
+                                  gain, settings)
     from reprolib.published import PUBLISHED
 
     method = MAIN_METHOD[paper]
     mine = [r for r in rows if r.method == method and len(r.setting.seeds) > 1]
+    # the gain over a baseline's own loss, beside the gain over its CE/BCE control (CLEF on EMOT-Net, EmotiCon)
+    own = {(r.model, r.dataset, r.setting): r for r in rows
+           if r.method == f"{method} {AGAINST_OWN_LOSS}" and len(r.setting.seeds) > 1}
     datasets = [d for d in ("emotic", "caer_s") if any(r.dataset == d for r in mine)
                 or any(p == paper and dd == d for (p, _, dd) in PUBLISHED)]
     shown = settings(mine)
     bars = [("paper (real test)", None, None)] + [(f"ours, {s.label}: {k}", s, k) for s in shown for k in ("test", "test_ood")]
+    if own:
+        bars += [(f"ours, {s.label}: test_ood over the baseline's own loss", s, "own") for s in shown]
     colours = ["0.6"] + sns.color_palette("deep", len(bars) - 1)
     width = 0.8 / len(bars)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.6), squeeze=False)
@@ -331,7 +337,10 @@ def gains_against_published(rows, paper: str, title: str = ""):
                     else:
                         ax.bar(pos, g, width, color=colours[j])
                     continue
-                r = next((r for r in mine if r.model == model and r.dataset == dataset and r.setting == s), None)
+                if score == "own":
+                    r, score = own.get((model, dataset, s)), "test_ood"
+                else:
+                    r = next((r for r in mine if r.model == model and r.dataset == dataset and r.setting == s), None)
                 cell = (r.scores.get(score) or {}).get("delta") if r is not None else None
                 if cell is not None:
                     ax.bar(pos, 100 * cell["mean"], width, color=colours[j], yerr=100 * cell["std"], capsize=2,
@@ -342,8 +351,44 @@ def gains_against_published(rows, paper: str, title: str = ""):
         ax.set_ylabel(f"gain of + {SHORT_METHOD[paper]} (points)", fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours]
-    fig.legend(handles, [b[0] for b in bars], loc="lower center", ncol=min(3, len(bars)), fontsize=8, frameon=False)
+    fig.legend(handles, [b[0] for b in bars], loc="lower center", ncol=min(2, len(bars)), fontsize=8, frameon=False)
+    if own:
+        title += ("\n" if title else "") + "ours: gains over the CE/BCE control where the baseline has a loss of its own"
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    return fig
+
+
+def dictionary_size_curve(curve: dict, model_name: str, title: str = ""):
+    """CCIM Figure 6 beside ours: score against N as a multiple of the default N (log2 axis), one
+    panel per metric so that no axis mixes two: the paper's EMOTIC mAP, its CAER-S accuracy, and our
+    mAP on ``test`` and ``test_ood`` (mean ± seed std). ``curve`` is
+    :func:`reprolib.summary.dictionary_size_table`'s second value."""
+    ratios = np.asarray(curve["ratio"], dtype=float)
+    panels = [("paper: EMOTIC", {"real test": curve["paper"]["emotic"]}, "mAP (%)"),
+              ("paper: CAER-S", {"real test": curve["paper"]["caer_s"]}, "accuracy (%)"),
+              ("ours: synthetic EMOTIC-style", {"test": curve["test"], "test_ood": curve["test_ood"]}, "mAP (%)")]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    for ax, (name, lines, ylabel) in zip(axes, panels):
+        for label, values in lines.items():
+            keep = [i for i, v in enumerate(values) if v is not None]
+            if not keep:
+                continue
+            if isinstance(values[keep[0]], dict):  # ours: mean ± std over seeds
+                mean = np.array([100 * values[i]["mean"] for i in keep])
+                std = np.array([100 * values[i]["std"] for i in keep])
+                ax.errorbar(ratios[keep], mean, yerr=std, marker="o", capsize=3, label=label)
+            else:
+                ax.plot(ratios[keep], [values[i] for i in keep], marker="o", color="0.4", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ratios, [f"×{r:g}" for r in ratios])
+        ax.minorticks_off()
+        ax.set_xlabel("N / default N")
+        ax.set_ylabel(ylabel)
+        ax.set_title(name, fontsize=10)
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or f"{model_name} + CCIM: dictionary size", fontsize=11)
+    fig.tight_layout()
     return fig

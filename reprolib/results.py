@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +96,19 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_metrics(name: str, metrics: dict[str, Any], parameters: dict[str, Any] | None = None,
-                  folder: Path | None = None) -> Path:
+                  folder: Path | None = None, *, data: Mapping[str, Any] | None = None) -> Path:
     """Save ``results/<name>.json`` = {"metrics": ..., "provenance": ...}; returns the path. Under
-    torchrun only rank 0 writes (every rank holds the same synchronised results)."""
+    torchrun only rank 0 writes (every rank holds the same synchronised results).
+
+    ``data``: dataset -> what was read, a :class:`reprolib.experiments.DataBundle` (its ``record()``)
+    or a record of :func:`reprolib.data.fingerprint.data_record`; kept as ``provenance["data"]``, the
+    only thing the summary reads to call a row synthetic or real."""
     path = (folder or results_dir()) / f"{name}.json"
     if not distributed.is_main():
         return path
     payload = {"metrics": metrics, "provenance": provenance(parameters)}
+    if data is not None:
+        payload["provenance"]["data"] = {kind: d.record() if hasattr(d, "record") else dict(d) for kind, d in data.items()}
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
     return path
 

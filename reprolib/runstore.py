@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from reprolib import atomic
+from reprolib.data.fingerprint import files_digest
 from reprolib.paths import results_dir
 
 STORE_FOLDER = ("checkpoints", "runs")
@@ -109,11 +110,7 @@ def describe_model(model: nn.Module) -> dict:
 def describe_data(data) -> dict:
     """What identifies a :class:`reprolib.experiments.DataBundle`'s content and views."""
     root = Path(data.root).resolve()
-    files = hashlib.sha256()
-    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    for path in paths:
-        stat = path.stat()
-        files.update(f"{path.relative_to(root) if path != root else path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    files, _ = files_digest(root, mtimes=True)
     splits = {}
     for split, dataset in sorted(data.splits.items()):
         options = {k: _plain(v, f"{split} dataset.{k}") for k, v in sorted(vars(dataset).items())
@@ -121,7 +118,7 @@ def describe_data(data) -> dict:
         first = dataset[0] if len(dataset) else {}
         shapes = {k: [str(v.dtype), list(v.shape)] for k, v in sorted(first.items()) if isinstance(v, torch.Tensor)}
         splits[split] = {"len": len(dataset), "class": type(dataset).__qualname__, "options": options, "first": shapes}
-    return {"kind": data.kind, "root": str(root), "files": files.hexdigest(), "multilabel": data.multilabel,
+    return {"kind": data.kind, "root": str(root), "files": files, "multilabel": data.multilabel,
             "metric": data.metric_name, "splits": splits}
 
 

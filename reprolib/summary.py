@@ -5,7 +5,7 @@ several seeds at theirs (``sweep_<method>_<size>.json``). This module reads both
 turns every (model, data set, causal module, setting) into a :class:`Row` of baseline, method and delta
 (method − baseline, paired by seed so the spread is the spread of the delta itself), and prints them
 beside the published numbers of :mod:`reprolib.published`. A setting knows its size, its seeds and
-whether the data were synthetic or real (from the run's ``data_root``), so a user's real-data runs are
+whether the data were synthetic or real (from what the run recorded it read), so a user's real-data runs are
 summarised by the same code, with the synthetic-only ``test_ood`` shown as n/a.
 """
 
@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprolib.published import ABLATIONS, PUBLISHED, PUBLISHED_DROP_STD, UNKNOWN, Published, published
-from reprolib.sweeps import baseline_builders, summarise
+from reprolib import presets
+from reprolib.published import (ABLATIONS, DICTIONARY_SIZE, DICTIONARY_SIZES, PUBLISHED, PUBLISHED_DROP_STD, UNKNOWN,
+                                Published, published)
+from reprolib.sweeps import ABLATION_ROWS, OWN_LOSS_CONTROL, summarise
+from reprolib.sweeps import DICTIONARY_SIZE as OUR_DICTIONARY_SIZE
 
 MODEL_NAMES = {"emotnet": "EMOT-Net", "gnncnn": "GNN-CNN", "caernet": "CAER-Net-S", "cdnet": "CD-Net",
                "emoticon": "EmotiCon", "mult": "MulT"}
 DATASET_NAMES = {"emotic": "EMOTIC", "caer_s": "CAER-S", "groupwalk": "GroupWalk", "iemocap": "IEMOCAP", "mosei": "CMU-MOSEI"}
 METRIC_NAMES = {"emotic": "mAP", "caer_s": "accuracy", "groupwalk": "mAP", "iemocap": "mean accuracy", "mosei": "acc7"}
-# Home data set of each image baseline, where the notebooks and sweeps train it.
-HOME_DATASET = {name: kind for name, (kind, _) in baseline_builders("smoke").items()}
+HOME_DATASET = presets.HOME_DATASET  # where the notebooks and sweeps train each image baseline
 SIZE_ORDER = ("smoke", "medium", "full")
+AGAINST_OWN_LOSS = "(against its own loss)"  # the label suffix of a row compared with the baseline's own loss
 SCORE_LABELS = {"test": "test", "test_ood": "test_ood", "std_drop": "std of drops"}
 
 
@@ -42,12 +45,17 @@ class PaperSpec:
     sweep_prefix: str = ""     # the sweep names a method variant <prefix><name>
     scores: tuple[str, ...] = ("test", "test_ood")
     by_dataset: bool = False   # results keyed by data set (CausalMER) rather than by model
+    control: str | None = None  # variant: the baseline on the method's own task loss, where it has another
 
 
 PAPERS = {
     "ccim": PaperSpec("ccim", "CCIM (CVPR 2023)", "08_ccim", "ccim", "baseline",
                       {"dot_product": "CCIM dot-product", "additive": "CCIM additive"}, sweep_prefix="ccim_"),
-    "clef": PaperSpec("clef", "CLEF (CVPR 2024)", "09_clef", "clef", "baseline", {"clef": "CLEF"}),
+    # CLEF trains on CE / BCE; EMOT-Net and EmotiCon have losses of their own, so their fair "without"
+    # is the same baseline on CE / BCE (notebook 09's default-loss control): the CLEF row compares with
+    # it, and a second row keeps the comparison with the baseline's own loss.
+    "clef": PaperSpec("clef", "CLEF (CVPR 2024)", "09_clef", "clef", "baseline", {"clef": "CLEF"},
+                      control=OWN_LOSS_CONTROL),
     "causalmer": PaperSpec("causalmer", "CausalMER (Appl. Sci. 2024)", "10_causalmer_missing_modality", "causalmer",
                            "mult", {"causalmer": "CausalMER"}, scores=("test", "std_drop"), by_dataset=True),
 }
@@ -83,6 +91,7 @@ class Row:
     setting: Setting
     chance: float | None
     scores: dict[str, dict[str, dict[str, float] | None]] = field(default_factory=dict)
+    against: str = "baseline"  # the variant "baseline" means in ``scores``: the baseline or its control
 
     def published(self, score: str = "test") -> dict[str, Published] | None:
         return published_for(self.paper, self.model, self.dataset, score)
@@ -102,12 +111,15 @@ def read_result(path: Path) -> dict[str, Any]:
     return payload
 
 
-def data_kind(provenance: dict[str, Any], dataset: str) -> str:
-    """'real' when the run read ``dataset`` from a ``data_root`` (a folder, or a dict naming it), else 'synthetic'."""
-    root = provenance.get("parameters", {}).get("data_root")
-    if isinstance(root, dict):
-        return "real" if root.get(dataset) else "synthetic"
-    return "real" if root else "synthetic"
+def data_kind(provenance: dict[str, Any], dataset: str, *, from_sweep: bool = False) -> str:
+    """'synthetic' or 'real' from what the run recorded it read (``provenance["data"]``, see
+    :func:`reprolib.results.write_metrics`), never from its ``data_root`` parameter. A sweep file from
+    before sweeps kept the record is synthetic: sweeps take no ``data_root`` and generate their data.
+    Anything else without a record is 'unrecorded'."""
+    record = provenance.get("data", {}).get(dataset)
+    if record:
+        return record["data"]
+    return "synthetic" if from_sweep else "unrecorded"
 
 
 def _score(record: dict[str, Any], key: str) -> float | None:
@@ -159,16 +171,27 @@ def rows_for(spec: PaperSpec, payload: dict[str, Any], source: str, from_sweep: 
                 return {int(r["seed"]): r for r in variants[variant].get("runs", [])}
             return {int(params.get("seed", 0)): variants[variant]}
 
-        base = by_seed(spec.baseline)
+        own = by_seed(spec.baseline)
+        fair = spec.control if spec.control in variants else spec.baseline
         for variant, label in spec.methods.items():
             name = spec.sweep_prefix + variant if from_sweep else variant
             if name not in variants:
                 continue
             method = by_seed(name)
-            seeds = tuple(sorted(set(base) | set(method)))
-            setting = Setting(size, seeds, data_kind(payload["provenance"], dataset), source)
-            rows.append(Row(spec.key, model, dataset, label, setting, chance, _compare(base, method, spec.scores)))
+            setting = Setting(size, tuple(sorted(set(own) | set(method))),
+                              data_kind(payload["provenance"], dataset, from_sweep=from_sweep), source)
+            base = by_seed(fair)
+            rows.append(Row(spec.key, model, dataset, label, setting, chance, _compare(base, method, spec.scores), fair))
+            if fair != spec.baseline:
+                rows.append(Row(spec.key, model, dataset, f"{label} {AGAINST_OWN_LOSS}", setting, chance,
+                                _compare(own, method, spec.scores), spec.baseline))
     return rows
+
+
+def _method_order(spec: PaperSpec, method: str) -> tuple[int, bool]:
+    """The paper's methods in their order, each row against the fair baseline before its own-loss twin."""
+    plain = method.removesuffix(f" {AGAINST_OWN_LOSS}")
+    return list(spec.methods.values()).index(plain), plain != method
 
 
 def collect(folder: Path | str, papers=tuple(PAPERS)) -> dict[str, list[Row]]:
@@ -183,10 +206,12 @@ def collect(folder: Path | str, papers=tuple(PAPERS)) -> dict[str, list[Row]]:
         notebook = folder / f"{spec.notebook}.json"
         if notebook.exists():
             rows += rows_for(spec, read_result(notebook), notebook.name, from_sweep=False)
-        for path in sorted(folder.glob(f"sweep_{spec.sweep}_*.json")):
-            rows += rows_for(spec, read_result(path), path.name, from_sweep=True)
+        for size in SIZE_ORDER:  # sweep_<method>_<size>.json only: the ablation sweeps are read by ablation_table
+            path = folder / f"sweep_{spec.sweep}_{size}.json"
+            if path.exists():
+                rows += rows_for(spec, read_result(path), path.name, from_sweep=True)
         out[key] = sorted(rows, key=lambda r: (_model_order(r.model), r.dataset,
-                                               r.setting.order(), list(spec.methods.values()).index(r.method)))
+                                               r.setting.order(), _method_order(spec, r.method)))
     return out
 
 
@@ -319,9 +344,33 @@ def paper_table(rows: list[Row], paper: str, dataset: str) -> list[str]:
                 cells += ["not run"] * 4
                 continue
             t, o = r.scores["test"], r.scores.get("test_ood") or {}
-            cells += [percent(t["baseline"]), percent(t["method"]), percent(t["delta"], signed=True),
+            control = " (CE/BCE control)" if r.against != PAPERS[paper].baseline else ""
+            cells += [percent(t["baseline"]) + control, percent(t["method"]), percent(t["delta"], signed=True),
                       percent(o.get("delta"), signed=True)]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def own_loss_table(rows: list[Row]) -> list[str]:
+    """For each baseline with a loss of its own (EMOT-Net, EmotiCon): its own loss and the CE / BCE
+    control beside each other, + the method, and the method's gain over each (points, test and
+    test_ood): how much of a gain over the baseline's own loss is the change of loss alone."""
+    pairs = [(r, next((o for o in rows if o.model == r.model and o.dataset == r.dataset and o.setting == r.setting
+                       and o.against == PAPERS[r.paper].baseline and o.method.endswith(AGAINST_OWN_LOSS)), None))
+             for r in rows if r.against != PAPERS[r.paper].baseline]
+    head = ["baseline (setting)", "score", "own loss", "CE/BCE control", "+ method", "gain over own loss",
+            "gain over the control"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for fair, own in pairs:
+        if own is None:
+            continue
+        for score in ("test", "test_ood"):
+            f, o = fair.scores.get(score), own.scores.get(score)
+            if not f or not o:
+                continue
+            lines.append(f"| {MODEL_NAMES.get(fair.model, fair.model)} ({fair.setting.label}) | {score} | "
+                         f"{percent(o['baseline'])} | {percent(f['baseline'])} | {percent(f['method'])} | "
+                         f"{percent(o['delta'], signed=True)} | {percent(f['delta'], signed=True)} |")
     return lines
 
 
@@ -335,7 +384,8 @@ def ccim_against_clef(ccim_rows: list[Row], clef_rows: list[Row]) -> list[str]:
               and s.data in {t.data for t in settings(clef_rows)} and len(s.seeds) in {len(t.seeds) for t in settings(clef_rows)}]
     head = ["baseline (data)", "paper: vanilla", "+ CCIM", "+ CLEF"]
     for s in common:
-        head += [f"{s.size} · {len(s.seeds)} seed(s) · {s.data}: vanilla", "+ CCIM", "+ CLEF", "test_ood: vanilla", "+ CCIM", "+ CLEF"]
+        head += [f"{s.size} · {len(s.seeds)} seed(s) · {s.data}: vanilla", "CE/BCE control", "+ CCIM", "+ CLEF",
+                 "test_ood: vanilla", "CE/BCE control", "+ CCIM", "+ CLEF"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def find(rows, model, dataset, s, method):
@@ -348,10 +398,104 @@ def ccim_against_clef(ccim_rows: list[Row], clef_rows: list[Row]) -> list[str]:
         for s in common:
             ccim, clef = find(ccim_rows, model, dataset, s, MAIN_METHOD["ccim"]), find(clef_rows, model, dataset, s, "CLEF")
             if ccim is None or clef is None:
-                row += ["not run (home data set only)"] + [""] * 5
+                row += ["not run (home data set only)"] + [""] * 7
                 continue
-            for score in ("test", "test_ood"):
-                row += [percent(ccim.scores[score]["baseline"]), percent(ccim.scores[score]["method"]),
+            for score in ("test", "test_ood"):  # the CLEF row's "baseline" is the control where there is one
+                control = percent(clef.scores[score]["baseline"]) if clef.against != "baseline" else "= vanilla"
+                row += [percent(ccim.scores[score]["baseline"]), control, percent(ccim.scores[score]["method"]),
                         percent(clef.scores[score]["method"])]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+# ------------------------------------------------------------------------------------------ ablations
+
+ABLATION_SWEEP = {"ccim": "ccim_ablations", "clef": "clef_ablations"}
+FULL_METHOD = {"ccim_ablations": "ccim", "clef_ablations": "clef"}  # the variant every ablation is compared with
+ABLATION_DATASETS = {"ccim": ("emotic", "caer_s", "groupwalk"), "clef": ("emotic", "caer_s")}
+NOT_EXPRESSIBLE_WHY = {
+    "ccim": "not expressible here: the dictionary comes from a label-free colour layout, no pre-trained extractor",
+    "clef": "not expressible here: the context branch is trained from scratch, no pre-trained extractor",
+}
+
+
+def read_ablations(folder: Path | str, paper: str, size: str = "medium") -> dict[str, Any] | None:
+    """``sweep_<paper>_ablations_<size>.json`` (None when absent)."""
+    path = Path(folder) / f"sweep_{ABLATION_SWEEP[paper]}_{size}.json"
+    return read_result(path) if path.exists() else None
+
+
+def _by_seed(variant: dict[str, Any]) -> dict[int, dict]:
+    return {int(r["seed"]): r for r in variant.get("runs", [])}
+
+
+def ablation_table(payload: dict[str, Any], paper: str, model: str) -> list[str]:
+    """Markdown lines of the paper's ablation table (CCIM / CLEF Table 4) for one ablated baseline, each
+    published row beside ours: test and test_ood (mean ± seed std, points) and the paired change from
+    the full method over the seeds (Δ); rows our data cannot express say so; the dictionary-size rows
+    of CCIM are :func:`dictionary_size_table`'s."""
+    method = ABLATION_SWEEP[paper]
+    entry = payload["metrics"][model]
+    dataset, variants = entry["dataset"], entry["variants"]
+    full = _by_seed(variants[FULL_METHOD[method]])
+    datasets = ABLATION_DATASETS[paper]
+    cells = {(c.setting, c.dataset): c.value for c in ABLATIONS[paper] if c.table == "Table 4" and c.model == model}
+    settings = list(dict.fromkeys(c.setting for c in ABLATIONS[paper] if c.table == "Table 4"))
+    named = {setting: variant for variant, setting in ABLATION_ROWS[method].items() if setting}
+    extra = [v for v, setting in ABLATION_ROWS[method].items() if setting is None and not v.startswith("N")]
+    not_expressible = set(payload["provenance"].get("parameters", {}).get("not_expressible", ()))
+    head = ["setting"] + [f"paper: {DATASET_NAMES[d]}" for d in datasets] + [
+        "ours: variant", "test", "test_ood", "Δ test", "Δ test_ood"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def ours(variant: str) -> list[str]:
+        if variant not in variants:
+            return [variant, "not run", "", "", ""]
+        compared = _compare(full, _by_seed(variants[variant]), ("test", "test_ood"))
+        same = variant == FULL_METHOD[method]
+        return [variant, percent(compared["test"]["method"]), percent(compared["test_ood"]["method"]),
+                "" if same else percent(compared["test"]["delta"], signed=True),
+                "" if same else percent(compared["test_ood"]["delta"], signed=True)]
+
+    for variant in extra:  # CCIM: the baseline without CCIM, for scale (its paper value is the main table's)
+        pub = published(paper, model, dataset)["baseline"] if (paper, model, dataset) in PUBLISHED else UNKNOWN
+        lines.append("| " + " | ".join([f"{MODEL_NAMES.get(model, model)} without {SHORT_METHOD[paper]}"]
+                                       + [pub.label() if d == dataset else "" for d in datasets] + ours(variant)) + " |")
+    for setting in settings:
+        paper_cells = [cells[(setting, d)].label() if (setting, d) in cells else "" for d in datasets]
+        if setting in named:
+            row = ours(named[setting])
+        elif setting in not_expressible:
+            row = [NOT_EXPRESSIBLE_WHY[paper], "", "", "", ""]
+        else:
+            row = ["not run", "", "", "", ""]
+        lines.append("| " + " | ".join([setting] + paper_cells + row) + " |")
+    return lines
+
+
+def dictionary_size_table(payload: dict[str, Any], model: str) -> tuple[list[str], dict[str, Any]]:
+    """CCIM Figure 6 beside ours: N as a multiple of the default (the paper's 256 on EMOTIC, ours 16),
+    the paper's N and scores, ours N, test and test_ood (points, mean ± seed std). Returns the markdown
+    lines and the numbers for :func:`reprolib.plots.dictionary_size_curve`."""
+    entry = payload["metrics"][model]
+    variants = entry["variants"]
+    ours_n = {int(v[1:]): v for v in variants if v.startswith("N") and v[1:].isdigit()}
+    ours_n[OUR_DICTIONARY_SIZE] = FULL_METHOD["ccim_ablations"]
+    paper_default = DICTIONARY_SIZES[len(DICTIONARY_SIZES) // 2]
+    curve: dict[str, Any] = {"ratio": [], "paper": {d: [] for d in ("emotic", "caer_s")}, "test": [], "test_ood": []}
+    head = ["N / default", "paper N", "paper: EMOTIC", "paper: CAER-S", "our N", "test", "test_ood"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for paper_n in DICTIONARY_SIZES:
+        ratio = paper_n / paper_default
+        n = round(OUR_DICTIONARY_SIZE * ratio)
+        pub = {d: DICTIONARY_SIZE.get((model, d), {}).get(paper_n, UNKNOWN) for d in ("emotic", "caer_s")}
+        mine = {k: summarise([r[k] for r in variants[ours_n[n]]["runs"]]) if n in ours_n else None
+                for k in ("test", "test_ood")}
+        curve["ratio"].append(ratio)
+        for d in pub:
+            curve["paper"][d].append(pub[d].value if pub[d].known else None)
+        for k in mine:
+            curve[k].append(mine[k])
+        lines.append(f"| ×{ratio:g} | {paper_n} | {pub['emotic'].label()} | {pub['caer_s'].label()} | "
+                     f"{n if n in ours_n else 'not run'} | {percent(mine['test'])} | {percent(mine['test_ood'])} |")
+    return lines, curve

@@ -28,22 +28,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from reprolib import atomic, distributed, experiments, runstore
+from reprolib import atomic, distributed, experiments, presets, runstore
 from reprolib.paths import results_dir
 from reprolib.progress import progress
 from reprolib.results import write_metrics
 
-VIEWS = {"caer_s": (32, 48, 48), "emotic": ((48, 32), (48, 72), (48, 72))}
-FULL_VIEWS = {"caer_s": (96, 112, 112), "emotic": (128, 224, 224)}
-
-SIZES: dict[str, dict[str, Any]] = {
-    "smoke": dict(epochs=10, lr=3e-3, backbone="small", views=VIEWS, scale=1),
-    "medium": dict(epochs=15, lr=3e-3, backbone="small", views=VIEWS, scale=2),
-    "full": dict(epochs=30, lr=1e-3, backbone="resnet18", views=FULL_VIEWS, scale=10),
-}
-
-SMOKE_SIZES = {"caer_s": {"train": 1400, "val": 350, "test": 700, "test_ood": 700},
-               "emotic": {"train": 900, "val": 250, "test": 500, "test_ood": 500}}
+# The presets live in reprolib.presets; these names are the sweeps' own view of them.
+VIEWS, FULL_VIEWS, SMOKE_SIZES = presets.VIEWS, presets.FULL_VIEWS, presets.SMOKE_SIZES
+SIZES = presets.SWEEP_SIZES
 
 
 EXTRA_VIEWS = {"emoticon": ("pose", "depth")}  # the EMOTIC views beyond body and context a baseline reads
@@ -67,14 +59,15 @@ def baseline_builders(size: str) -> dict[str, tuple[str, Callable]]:
     from reprolib.models.gnncnn import GNNCNN
 
     small = size != "full"
+    home = presets.HOME_DATASET
     return {
-        "emotnet": ("emotic", lambda d, b: EMOTNet(d.num_classes, multilabel=d.multilabel, body_backbone=b,
+        "emotnet": (home["emotnet"], lambda d, b: EMOTNet(d.num_classes, multilabel=d.multilabel, body_backbone=b,
                                                    context_backbone=b)),
-        "caernet": ("caer_s", lambda d, b: CAERNetS(d.num_classes, multilabel=d.multilabel, encoder="caer",
+        "caernet": (home["caernet"], lambda d, b: CAERNetS(d.num_classes, multilabel=d.multilabel, encoder="caer",
                                                     widths=(16, 32, 64, 64, 64) if small else (32, 64, 128, 256, 256))),
-        "gnncnn": ("emotic", lambda d, b: GNNCNN(d.num_classes, multilabel=d.multilabel, backbone=b)),
-        "cdnet": ("caer_s", lambda d, b: CDNet(d.num_classes, multilabel=d.multilabel, backbone=b)),
-        "emoticon": ("emotic", lambda d, b: EmotiCon(d.num_classes, multilabel=d.multilabel, backbone=b,
+        "gnncnn": (home["gnncnn"], lambda d, b: GNNCNN(d.num_classes, multilabel=d.multilabel, backbone=b)),
+        "cdnet": (home["cdnet"], lambda d, b: CDNet(d.num_classes, multilabel=d.multilabel, backbone=b)),
+        "emoticon": (home["emoticon"], lambda d, b: EmotiCon(d.num_classes, multilabel=d.multilabel, backbone=b,
                                                      use_pose=d.kind == "emotic", use_depth=d.kind == "emotic")),
     }
 
@@ -330,7 +323,7 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
     if method.startswith("ccim"):
         params.update(dictionary_size=DICTIONARY_SIZE, dictionaries={k: v.provenance for k, v in dictionaries.items()},
                       baselines_reused=sorted(reused.keys() & set(names)))
-    write_metrics(f"sweep_{method}_{size}", table, params)
+    write_metrics(f"sweep_{method}_{size}", table, params, data=data)
     journal.close()
     return table
 

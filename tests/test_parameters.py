@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -195,15 +196,85 @@ def test_resolve_narrows_names_to_the_notebooks_presets():
         config.resolve("smoke", {"datasets": ["iemocap"]}, PRESETS)
 
 
-def test_resolve_wants_the_data_root_form_of_the_notebook():
-    several = config.resolve("smoke", {}, PRESETS, data_root={"emotic": "/data/emotic"})
-    assert several.datasets == ["emotic"]
-    with pytest.raises(ParameterError, match="^data_root must be a dict of dataset name to path"):
-        config.resolve("smoke", {}, PRESETS, data_root="/data/emotic")
-    one = {"smoke": {"epochs": 2}, "full": {"epochs": 3}}
-    assert config.resolve("smoke", {}, one, data_root="/data/CAER-S").epochs == 2
-    with pytest.raises(ParameterError, match="^data_root must be a path"):
-        config.resolve("smoke", {}, one, data_root={"caer_s": "/data/CAER-S"})
+def test_resolve_takes_a_notebooks_presets_by_name():
+    from reprolib import presets
+
+    cfg = config.resolve("smoke", {"epochs": 3}, "04_baseline_caernet", seed=0, data_root=None)
+    assert cfg.epochs == 3 and cfg.datasets == ["caer_s"] and cfg.backbone == "caer"
+    assert config.resolve("full", {}, "04_baseline_caernet").epochs == presets.PRESETS["04_baseline_caernet"]["full"]["epochs"]
+    cfg.views["caer_s"] = None  # a notebook may change its config without touching the presets
+    assert presets.PRESETS["04_baseline_caernet"]["smoke"]["views"]["caer_s"] is not None
+    with pytest.raises(KeyError, match="no presets for notebook"):
+        config.resolve("smoke", {}, "99_nothing")
+    line = config.describe(cfg)
+    assert line.startswith("size=smoke: datasets=['caer_s'], backbone=caer, epochs=3") and "views" not in line
+
+
+@pytest.fixture()
+def folders(tmp_path):
+    for name in ("CAER-S", "emotic"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "iemocap_data.pkl").write_bytes(b"")
+    return tmp_path
+
+
+def test_data_roots_one_path_serves_a_notebook_that_reads_one_dataset(folders):
+    cfg = config.resolve("smoke", {}, "04_baseline_caernet")
+    assert config.data_roots(None, "04_baseline_caernet", cfg) == {"caer_s": None}
+    assert config.data_roots(str(folders / "CAER-S"), "04_baseline_caernet", cfg) == {"caer_s": folders / "CAER-S"}
+    one = config.resolve("smoke", {}, "01_context_bias")
+    assert config.data_roots(str(folders / "CAER-S"), "01_context_bias", one) == {"caer_s": folders / "CAER-S"}
+
+
+def test_data_roots_refuses_one_path_where_several_datasets_are_read(folders):
+    cfg = config.resolve("smoke", {}, "08_ccim")  # caernet on CAER-S and emotnet on EMOTIC
+    with pytest.raises(ParameterError, match=r"one path .* but 08_ccim reads \['caer_s', 'emotic'\]: pass a dict"):
+        config.data_roots(str(folders / "CAER-S"), "08_ccim", cfg)
+    narrowed = config.resolve("smoke", {"baselines": ["caernet"]}, "08_ccim")
+    assert config.data_roots(str(folders / "CAER-S"), "08_ccim", narrowed) == {"caer_s": folders / "CAER-S"}
+
+
+def test_data_roots_dict_must_name_every_dataset_read_and_may_name_others(folders):
+    cfg = config.resolve("smoke", {}, "02_confounder_dictionary")
+    both = {"caer_s": str(folders / "CAER-S"), "emotic": str(folders / "emotic"), "iemocap": str(folders / "nope")}
+    assert config.data_roots(both, "02_confounder_dictionary", cfg) == {
+        "caer_s": folders / "CAER-S", "emotic": folders / "emotic"}  # iemocap is not read here: not checked
+    assert config.data_roots({"caer_s": None, "emotic": str(folders / "emotic")}, "02_confounder_dictionary", cfg) == {
+        "caer_s": None, "emotic": folders / "emotic"}  # None: synthetic on purpose
+    with pytest.raises(ParameterError, match=r"names no folder for \['emotic'\].*'emotic': <folder>"):
+        config.data_roots({"caer_s": str(folders / "CAER-S")}, "02_confounder_dictionary", cfg)
+
+
+def test_data_roots_missing_folder_or_wrong_kind_is_an_error_before_any_data_is_read(folders):
+    cfg = config.resolve("smoke", {}, "04_baseline_caernet")
+    with pytest.raises(ParameterError, match="data_root for caer_s: '/nonexistent/CAER-S' does not exist"):
+        config.data_roots("/nonexistent/CAER-S", "04_baseline_caernet", cfg)
+    with pytest.raises(ParameterError, match="is a file; caer_s needs its dataset folder"):
+        config.data_roots(str(folders / "iemocap_data.pkl"), "04_baseline_caernet", cfg)
+    mer_cfg = config.resolve("smoke", {"datasets": ["iemocap"]}, "10_causalmer_missing_modality")
+    assert config.data_roots(str(folders / "iemocap_data.pkl"), "10_causalmer_missing_modality", mer_cfg) == {
+        "iemocap": folders / "iemocap_data.pkl"}  # a MulT pickle may be the file itself
+    with pytest.raises(ParameterError, match="^data_root must be"):
+        config.resolve("smoke", {}, "04_baseline_caernet", data_root={"cifar": "/x"})
+    with pytest.raises(ParameterError, match="^data_root must be"):
+        config.resolve("smoke", {}, "04_baseline_caernet", data_root=3)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_reads_data_through_data_roots_and_records_what_it_read(path):
+    """One shared function decides what data_root means; no notebook reads the parameter itself."""
+    from reprolib import presets
+
+    nb = load_notebook(path)
+    if path.stem not in presets.PRESETS:
+        assert "data_root" not in parse_parameters_source(cell_source(nb["cells"][parameters_cell_indices(nb)[0]]))
+        return
+    _, door = _cells(path)
+    assert "roots = config.data_roots(data_root, NOTEBOOK, cfg)" in door
+    later = "\n".join(cell_source(c) for c in nb["cells"][parameters_cell_indices(nb)[0] + 2:] if c.get("cell_type") == "code")
+    assert "isinstance(data_root" not in later and not re.search(r"data_root=root\b", later)
+    assert "roots[" in later
+    assert re.search(r"write_metrics\(NOTEBOOK, metrics, params, data=", later), path.name
 
 
 def test_check_prints_and_returns_nothing(capsys):

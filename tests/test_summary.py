@@ -14,9 +14,14 @@ from reprolib import paths, plots, published, summary  # noqa: E402
 from reprolib.published import Published  # noqa: E402
 
 
-def _write(folder, name, metrics, **parameters):
+def _write(folder, name, metrics, data=None, **parameters):
+    """A results file; ``data`` = dataset -> "synthetic" / "real", the record of what the run read."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(json.dumps({"metrics": metrics, "provenance": {"parameters": parameters}}))
+    provenance = {"parameters": parameters}
+    if data:
+        provenance["data"] = {kind: {"dataset": kind, "data": what, "root": f"/{kind}", "fingerprint": "0" * 12,
+                                     "files": 1} for kind, what in data.items()}
+    (folder / f"{name}.json").write_text(json.dumps({"metrics": metrics, "provenance": provenance}))
 
 
 def _runs(values):
@@ -27,9 +32,8 @@ def _runs(values):
 def clef_folder(tmp_path):
     """09 at smoke size (seed 0) and a 3-seed CLEF sweep whose method lacks seed 2."""
     _write(tmp_path, "09_clef", {"scores": {"caernet": {"baseline": {"test": 0.9, "test_ood": 0.2},
-                                                       "clef": {"test": 0.8, "test_ood": 0.5},
-                                                       "baseline_default_loss": {"test": 0.1, "test_ood": 0.1}}}},
-           size="smoke", seed=0, data_root=None)
+                                                       "clef": {"test": 0.8, "test_ood": 0.5}}}},
+           data={"caer_s": "synthetic"}, size="smoke", seed=0, data_root=None)
     _write(tmp_path, "sweep_clef_medium", {"caernet": {"dataset": "caer_s", "metric": "accuracy", "chance": 1 / 7, "variants": {
         "baseline": {"runs": _runs({0: (0.5, 0.1), 1: (0.6, 0.2), 2: (0.7, 0.3)})},
         "clef": {"runs": _runs({0: (0.6, 0.4), 1: (0.8, 0.4)})}}}}, size="medium", seeds=[0, 1, 2])
@@ -75,6 +79,22 @@ def test_deltas_are_paired_by_seed(clef_folder):
     assert summary.delta(rows, "caernet", "CLEF", "test_ood", "full") is None
 
 
+def test_clef_is_compared_with_the_default_loss_control_where_the_baseline_has_its_own_loss(tmp_path):
+    _write(tmp_path, "09_clef", {"scores": {"emotnet": {"baseline": {"test": 0.30, "test_ood": 0.15},
+                                                       "baseline_default_loss": {"test": 0.50, "test_ood": 0.40},
+                                                       "clef": {"test": 0.45, "test_ood": 0.45}}}},
+           data={"emotic": "synthetic"}, size="smoke", seed=0, data_root=None)
+    fair, own = summary.collect(tmp_path, papers=["clef"])["clef"]
+    assert (fair.method, fair.against) == ("CLEF", "baseline_default_loss")
+    assert fair.scores["test_ood"]["delta"]["mean"] == pytest.approx(0.05)  # the headline: over the fair control
+    assert (own.method, own.against) == (f"CLEF {summary.AGAINST_OWN_LOSS}", "baseline")
+    assert own.scores["test_ood"]["delta"]["mean"] == pytest.approx(0.30)
+    table = summary.own_loss_table([fair, own])
+    assert "| EMOT-Net (smoke · seed 0 · synthetic) | test_ood | 15.0 | 40.0 | 45.0 | +30.0 | +5.0 |" in table
+    emotic = summary.paper_table([fair, own], "clef", "emotic")
+    assert "| EMOT-Net | 27.93 | 31.67 | +3.74 | 50.0 (CE/BCE control) | 45.0 | -5.0 | +5.0 |" in emotic
+
+
 def test_table_prints_percent_published_and_spread(clef_folder):
     text = summary.format_rows(summary.collect(clef_folder, papers=["clef"])["clef"])
     assert "CAER-Net-S on CAER-S (accuracy, %)" in text
@@ -85,11 +105,11 @@ def test_table_prints_percent_published_and_spread(clef_folder):
 
 def test_real_data_rows_are_labelled_and_have_no_ood(tmp_path):
     _write(tmp_path, "09_clef", {"scores": {"caernet": {"baseline": {"test": 0.74}, "clef": {"test": 0.76}}}},
-           size="full", seed=3, data_root={"caer_s": "/data/CAER-S"})
+           data={"caer_s": "real"}, size="full", seed=3, data_root={"caer_s": "/data/CAER-S"})
     _write(tmp_path, "10_causalmer_missing_modality", {"iemocap": {
         "chance": None, "mult": {"test": 0.80, "study": {"summary": {"std_drop": 0.05}}},
         "causalmer": {"test": 0.82, "study": {"summary": {"std_drop": 0.01}}}}},
-        size="full", seed=0, data_root={"iemocap": "/data/iemocap_data.pkl"})
+        data={"iemocap": "real"}, size="full", seed=0, data_root={"iemocap": "/data/iemocap_data.pkl"})
     found = summary.collect(tmp_path)
     assert found["ccim"] == []
     (clef,), (mer,) = found["clef"], found["causalmer"]
@@ -104,12 +124,16 @@ def test_real_data_rows_are_labelled_and_have_no_ood(tmp_path):
         matplotlib.pyplot.close(fig)
 
 
-def test_data_kind():
-    assert summary.data_kind({"parameters": {"data_root": None}}, "emotic") == "synthetic"
-    assert summary.data_kind({}, "emotic") == "synthetic"
-    assert summary.data_kind({"parameters": {"data_root": "/data"}}, "emotic") == "real"
-    assert summary.data_kind({"parameters": {"data_root": {"caer_s": "/c"}}}, "emotic") == "synthetic"
-    assert summary.data_kind({"parameters": {"data_root": {"caer_s": "/c"}}}, "caer_s") == "real"
+def test_data_kind_reads_the_record_of_what_was_read_never_the_parameter():
+    real = {"data": {"caer_s": {"dataset": "caer_s", "data": "real", "root": "/c", "fingerprint": "ab", "files": 3}}}
+    assert summary.data_kind(real, "caer_s") == "real"
+    synthetic = {"data": {"emotic": {"dataset": "emotic", "data": "synthetic"}}}
+    assert summary.data_kind(synthetic, "emotic") == "synthetic"
+    # a data_root parameter alone proves nothing: the run may not have read it
+    assert summary.data_kind({"parameters": {"data_root": "/data"}}, "emotic") == "unrecorded"
+    assert summary.data_kind({}, "emotic") == "unrecorded"
+    assert summary.data_kind({}, "emotic", from_sweep=True) == "synthetic"  # sweeps take no data_root
+    assert summary.data_kind(real, "emotic") == "unrecorded"
 
 
 def test_bad_results_get_clear_errors(tmp_path):
@@ -136,7 +160,7 @@ def test_notebook_runs_on_real_data_results(tmp_path):
     results = tmp_path / "in"
     _write(results, "08_ccim", {"scores": {"emotnet": {"baseline": {"test": 0.27}, "dot_product": {"test": 0.28},
                                                       "additive": {"test": 0.26}}}},
-           size="full", seed=0, data_root={"emotic": "/data/emotic"})
+           data={"emotic": "real"}, size="full", seed=0, data_root={"emotic": "/data/emotic"})
     out = tmp_path / "out"
     env = dict(os.environ, REPROLIB_RESULTS=str(out), TQDM_DISABLE="1", MPLBACKEND="agg")
     nb = paths.notebooks_dir() / "11_summary.ipynb"
@@ -195,3 +219,57 @@ def test_gains_figure_draws_every_published_baseline(clef_folder):
     assert [a.get_title() for a in axes] == ["EMOTIC", "CAER-S"]
     assert [t.get_text() for t in axes[1].get_xticklabels()] == ["EMOT-Net", "GNN-CNN", "CAER-Net-S", "CD-Net", "EmotiCon"]
     plots.plt.close(fig)
+
+
+# --------------------------------------------------------------------------- the papers' ablations
+
+def _ablation_payload(method, model, dataset, variants, seeds=(0, 1, 2)):
+    from reprolib import sweeps
+
+    def runs(test, ood):
+        return {"runs": [{"seed": s, "test": test + 0.01 * s, "test_ood": ood + 0.02 * s} for s in seeds]}
+
+    return {"metrics": {model: {"dataset": dataset, "metric": "mAP", "chance": 0.1,
+                                "variants": {v: runs(*scores) for v, scores in variants.items()}}},
+            "provenance": {"parameters": {"paper_rows": sweeps.ABLATION_ROWS[method],
+                                          "not_expressible": list(sweeps.NOT_EXPRESSIBLE[method])}}}
+
+
+def test_ccim_ablation_table_puts_each_paper_row_beside_ours(tmp_path):
+    payload = _ablation_payload("ccim_ablations", "emotnet", "emotic", {
+        "baseline": (0.40, 0.30), "ccim": (0.45, 0.32), "random_dictionary": (0.41, 0.30), "no_prior": (0.44, 0.33)})
+    (tmp_path / "sweep_ccim_ablations_medium.json").write_text(json.dumps(payload))
+    read = summary.read_ablations(tmp_path, "ccim")
+    lines = summary.ablation_table(read, "ccim", "emotnet")
+    text = "\n".join(lines)
+    row = next(l for l in lines if l.startswith("| random dictionary Z"))
+    assert "| 26.56 | 73.36 | 57.45 | random_dictionary | 42.0 ± 1.0 | 32.0 ± 2.0 | -4.0 ± 0.0 | -2.0 ± 0.0 |" in row
+    assert next(l for l in lines if l.startswith("| EMOT-Net without CCIM")).count("27.93") == 1
+    assert "| ccim | 46.0 ± 1.0 | 34.0 ± 2.0 |  |  |" in text  # the full method: no Δ against itself
+    assert "| additive attention | 30.79 | 75.64 | 60.85 | additive | not run |" in text
+    imagenet = next(l for l in lines if l.startswith("| ImageNet instead of Places365"))
+    assert "not expressible here" in imagenet
+    assert summary.read_ablations(tmp_path, "clef") is None
+    # the ablation sweep is not read as a second CCIM sweep
+    assert summary.collect(tmp_path)["ccim"] == []
+
+
+def test_clef_ablation_table_and_ccim_dictionary_sizes(tmp_path):
+    payload = _ablation_payload("clef_ablations", "cdnet", "caer_s", {
+        "baseline": (0.90, 0.20), "clef": (0.80, 0.80), "context_alone": (0.30, 0.14), "star_random": (0.70, 0.60)})
+    lines = summary.ablation_table(payload, "clef", "cdnet")
+    assert any(l.startswith("| vanilla | 28.87 | 85.33 | baseline | 91.0 ± 1.0 | 22.0 ± 2.0 | +10.0 ± 0.0 | -60.0 ± 0.0 |")
+               for l in lines)
+    assert any(l.startswith("| without the CAER model (context branch alone) | 19.64 | 62.87 | context_alone |") for l in lines)
+
+    sizes = _ablation_payload("ccim_ablations", "emotnet", "emotic", {
+        "ccim": (0.45, 0.32), "N4": (0.40, 0.30), "N64": (0.42, 0.31)})
+    table, curve = summary.dictionary_size_table(sizes, "emotnet")
+    assert table[2] == "| ×0.25 | 64 | 28.35 | 75.25 | 4 | 41.0 ± 1.0 | 32.0 ± 2.0 |"
+    assert table[3].startswith("| ×0.5 | 128 | 30.23 | 75.82 | not run | n/a")
+    assert table[4].startswith("| ×1 | 256 | 30.88 | 75.56 | 16 | 46.0")
+    assert curve["ratio"] == [0.25, 0.5, 1.0, 2.0, 4.0] and curve["test"][1] is None
+    assert curve["paper"]["emotic"] == [28.35, 30.23, 30.88, 30.52, 28.79]
+    fig = plots.dictionary_size_curve(curve, "EMOT-Net")
+    assert len(fig.axes) == 3 and fig.axes[2].get_ylabel() == "mAP (%)"
+    matplotlib.pyplot.close(fig)
