@@ -6,6 +6,7 @@ Commands:
   sweep       multi-seed runs (baselines plain, ± CCIM, ± CLEF; MulT ± CausalMER), mean ± std table
   bench       performance ratios measured in one run (results/bench.json)
   seeds       run the notebooks at more seeds and write the evidence file results/seeds_smoke.json
+  prepare-inputs  write CAER-S face boxes, EMOTIC pose and depth from detector outputs (reprolib.data.prepare)
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
 ``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
@@ -274,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(subparsers)
     _add_seeds(subparsers)
     _add_order(subparsers)
+    from .data import prepare
+
+    prepare.add_parser(subparsers)  # prepare-inputs: face boxes, pose, depth from the user's detectors
     return parser
 
 
