@@ -6,6 +6,7 @@ Commands:
   sweep       multi-seed runs (baselines plain, ± CCIM, ± CLEF; MulT ± CausalMER), mean ± std table
   bench       performance ratios measured in one run (results/bench.json)
   seeds       run the notebooks at more seeds and write the evidence file results/seeds_smoke.json
+  check-data  check a real CAER-S / EMOTIC folder or MulT pickle: counts, unreadable files, boxes, labels
   prepare-inputs  write CAER-S face boxes, EMOTIC pose and depth from detector outputs (reprolib.data.prepare)
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
@@ -275,8 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(subparsers)
     _add_seeds(subparsers)
     _add_order(subparsers)
+    from .checkdata import add_parser as add_check_data
     from .data import prepare
 
+    add_check_data(subparsers)  # check-data: a real dataset folder checked before a long run
     prepare.add_parser(subparsers)  # prepare-inputs: face boxes, pose, depth from the user's detectors
     return parser
 
