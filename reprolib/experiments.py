@@ -162,6 +162,16 @@ class Run:
         return None
 
 
+def score_row(run: Run) -> dict[str, float | None]:
+    """test, test_ood and their gap of one run; test_ood and the gap are None on real data (no such split)."""
+    return {"test": run.scores.get("test"), "test_ood": run.scores.get("test_ood"), "gap": run.gap}
+
+
+def cell(value: float | None, width: int = 0) -> str:
+    """A score for a printed table: two decimals, or 'n/a' where it was not measured (real data)."""
+    return f"{value:{width}.2f}" if value is not None else "n/a".rjust(width)
+
+
 def train_and_score(build: Callable[[], nn.Module], data: DataBundle, *, seed: int = 0,
                     checkpoint_dir: str | Path | None = None, **fit_kwargs) -> Run:
     """Seed, build the model, fit on train (selecting on val), score every evaluation split.
