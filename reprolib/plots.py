@@ -392,3 +392,81 @@ def dictionary_size_curve(curve: dict, model_name: str, title: str = ""):
     fig.suptitle(title or f"{model_name} + CCIM: dictionary size", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+# The three papers' causal graphs: node -> (x, y, label); edges as (tail, head, kind). Kinds: "path" an
+# ordinary causal edge, "shortcut" the harmful path each method removes, "cut" an edge the intervention
+# or counterfactual removes (drawn dashed). One panel per entry: (title, nodes, edges, note).
+_X, _C, _Y = "X\nimage", "C\ncontext", "Y\nemotion"
+CAUSAL_GRAPHS: dict[str, list[tuple[str, dict, list, str]]] = {
+    "ccim": [
+        ("observed: P(Y | X), Z confounds X and Y", {"C": (0.5, 1.0, "Z\ncontext"), "X": (0.0, 0.0, _X), "Y": (1.0, 0.0, _Y)},
+         [("Z", "X", "shortcut"), ("Z", "Y", "shortcut"), ("X", "Y", "path")],
+         "backdoor path X ← Z → Y (red)"),
+        (r"intervened: $P(Y \mid do(X)) = \sum_z P(Y \mid X, z)\,P(z)$",
+         {"C": (0.5, 1.0, "Z\ncontext"), "X": (0.0, 0.0, _X), "Y": (1.0, 0.0, _Y)},
+         [("Z", "X", "cut"), ("Z", "Y", "path"), ("X", "Y", "path")],
+         "do(X) cuts Z → X: the backdoor path is closed"),
+    ],
+    "clef": [
+        (r"factual: $Y_{c,e}$", {"X": (0.0, 0.5, _X), "C": (0.9, 1.0, "C\ncontext"), "S": (0.9, 0.0, "S\nsubject"),
+                              "E": (1.8, 0.5, "E\nensemble"), "Y": (2.7, 0.5, _Y)},
+         [("X", "C", "path"), ("X", "S", "path"), ("C", "E", "path"), ("S", "E", "path"), ("E", "Y", "path"),
+          ("C", "Y", "shortcut")],
+         "C → Y (red): the direct context shortcut; C/S → E → Y: the indirect path"),
+        (r"counterfactual: $Y_{c,e^*}$;  TIE $= Y_{c,e} - Y_{c,e^*}$",
+         {"X": (0.0, 0.5, _X), "C": (0.9, 1.0, "C\ncontext"), "S": (0.9, 0.0, "S\nsubject"),
+          "E": (1.8, 0.5, "e*\nvoid"), "Y": (2.7, 0.5, _Y)},
+         [("X", "C", "path"), ("X", "S", "path"), ("C", "E", "cut"), ("S", "E", "cut"), ("E", "Y", "path"),
+          ("C", "Y", "shortcut")],
+         "E is set to the void e*: only the direct effect of C is left (NDE)"),
+    ],
+    "causalmer": [
+        (r"factual: $Y_{m,t,a,v}$", {"T": (0.0, 1.4, "T\ntext"), "A": (0.0, 0.7, "A\naudio"), "V": (0.0, 0.0, "V\nvision"),
+                                  "M": (1.1, -0.7, "M\nmultimodal"), "Y": (2.2, 0.7, _Y)},
+         [("T", "M", "path"), ("A", "M", "path"), ("V", "M", "path"), ("M", "Y", "path"),
+          ("T", "Y", "shortcut"), ("A", "Y", "shortcut"), ("V", "Y", "shortcut")],
+         "T/A/V → Y (red): the three direct unimodal paths"),
+        (r"counterfactual: $Y_{m^*,t,a,v}$;  TIE = factual $-$ counterfactual",
+         {"T": (0.0, 1.4, "T\ntext"), "A": (0.0, 0.7, "A\naudio"), "V": (0.0, 0.0, "V\nvision"),
+          "M": (1.1, -0.7, "m*\nvoid"), "Y": (2.2, 0.7, _Y)},
+         [("T", "M", "cut"), ("A", "M", "cut"), ("V", "M", "cut"), ("M", "Y", "path"),
+          ("T", "Y", "shortcut"), ("A", "Y", "shortcut"), ("V", "Y", "shortcut")],
+         "M is set to the void m*: only the unimodal direct effects are left"),
+    ],
+}
+_EDGE_STYLE = {"path": dict(edge_color="0.25", style="solid", width=1.6),
+               "shortcut": dict(edge_color="tab:red", style="solid", width=2.2),
+               "cut": dict(edge_color="0.7", style="dashed", width=1.4)}
+
+
+def causal_graph(paper: str):
+    """The causal graph of ``paper`` ("ccim", "clef" or "causalmer") drawn with networkx: the factual
+    (or observed) graph beside the intervened (CCIM's do(X)) or counterfactual one (CLEF's e*,
+    CausalMER's m*). Red: the path the method removes; dashed grey: the edges cut."""
+    import networkx as nx
+
+    panels = CAUSAL_GRAPHS[paper]
+    heights = [y for _, nodes, _, _ in panels for (_, y, _) in nodes.values()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), max(3.4, 1.6 + 1.5 * (max(heights) - min(heights)))))
+    for ax, (title, nodes, edges, note) in zip(np.atleast_1d(axes), panels):
+        names = {key: label.split("\n")[0] for key, (_, _, label) in nodes.items()}
+        pos = {names[k]: (x, y) for k, (x, y, _) in nodes.items()}
+        graph = nx.DiGraph()
+        graph.add_nodes_from(pos)
+        named_edges = [(names.get(a, a), names.get(b, b), kind) for a, b, kind in edges]
+        graph.add_edges_from((a, b) for a, b, _ in named_edges)
+        nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=2600, node_color="#eef3fb", edgecolors="0.3")
+        nx.draw_networkx_labels(graph, pos, ax=ax, labels={names[k]: label for k, (_, _, label) in nodes.items()},
+                                font_size=8)
+        for kind, style in _EDGE_STYLE.items():
+            chosen = [(a, b) for a, b, k in named_edges if k == kind]
+            if chosen:
+                nx.draw_networkx_edges(graph, pos, edgelist=chosen, ax=ax, arrows=True, arrowsize=16,
+                                       node_size=2600, connectionstyle="arc3,rad=0.0", **style)
+        ax.set_title(title, fontsize=10)
+        ax.text(0.5, -0.08, note, transform=ax.transAxes, ha="center", va="top", fontsize=8.5)
+        ax.set_axis_off()
+        ax.margins(0.18)
+    fig.tight_layout()
+    return fig

@@ -499,3 +499,45 @@ def dictionary_size_table(payload: dict[str, Any], model: str) -> tuple[list[str
         lines.append(f"| ×{ratio:g} | {paper_n} | {pub['emotic'].label()} | {pub['caer_s'].label()} | "
                      f"{n if n in ours_n else 'not run'} | {percent(mine['test'])} | {percent(mine['test_ood'])} |")
     return lines, curve
+
+
+def ablation_findings(payload: dict[str, Any], paper: str, model: str) -> list[str]:
+    """One line per ablation of one baseline: the paired change from the full method in test and
+    test_ood (points, mean ± seed std) and whether it is beyond two seed std of the change, rendered
+    from the sweep file (never typed in)."""
+    method = ABLATION_SWEEP[paper]
+    variants = payload["metrics"][model]["variants"]
+    full = _by_seed(variants[FULL_METHOD[method]])
+    lines = []
+    for variant in ABLATION_ROWS[method]:
+        if variant in (FULL_METHOD[method],) or variant not in variants:
+            continue
+        compared = _compare(full, _by_seed(variants[variant]), ("test", "test_ood"))
+        parts = []
+        for score in ("test", "test_ood"):
+            d = compared[score]["delta"]
+            if d is None:
+                continue
+            beyond = d["n"] > 1 and abs(d["mean"]) > 2 * d["std"]
+            parts.append(f"{score} {percent(d, signed=True)} ({'beyond' if beyond else 'within'} two seed std)")
+        lines.append(f"`{variant}` against {SHORT_METHOD[paper]}: " + ", ".join(parts))
+    return lines
+
+
+def ablation_markdown(payload: dict[str, Any], paper: str, source: str) -> str:
+    """The ablation sweep of one paper rendered for a notebook: per ablated baseline its Table 4 beside
+    ours, CCIM's dictionary sizes beside Figure 6, and the finding of each ablation."""
+    setup = payload["provenance"].get("parameters", {})
+    parts = [f"`{source}`: size `{setup.get('size')}` ({setup.get('scale')}× the smoke data, {setup.get('epochs')} "
+             f"epochs), seeds {', '.join(map(str, setup.get('seeds', [])))}; ours in points, mean ± seed std; Δ is "
+             f"the paired change from the full {SHORT_METHOD[paper]} row."]
+    for model, entry in payload["metrics"].items():
+        name, data = MODEL_NAMES.get(model, model), DATASET_NAMES.get(entry["dataset"], entry["dataset"])
+        parts.append(f"**{name} + {SHORT_METHOD[paper]}**, ours on synthetic {data}-style data "
+                     f"({METRIC_NAMES.get(entry['dataset'], entry['metric'])}):")
+        parts.append("\n".join(ablation_table(payload, paper, model)))
+        if paper == "ccim":
+            parts.append(f"Dictionary size, CCIM Figure 6 beside ours ({name}; N as a multiple of the default N):")
+            parts.append("\n".join(dictionary_size_table(payload, model)[0]))
+        parts.append("\n".join(f"- {line}" for line in ablation_findings(payload, paper, model)))
+    return "\n\n".join(parts)

@@ -273,3 +273,18 @@ def test_clef_ablation_table_and_ccim_dictionary_sizes(tmp_path):
     fig = plots.dictionary_size_curve(curve, "EMOT-Net")
     assert len(fig.axes) == 3 and fig.axes[2].get_ylabel() == "mAP (%)"
     matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("paper", ["ccim", "clef", "causalmer"])
+def test_causal_graphs_mark_the_removed_path_and_the_cut_edges(paper):
+    panels = plots.CAUSAL_GRAPHS[paper]
+    assert len(panels) == 2
+    kinds = [{kind for _, _, kind in edges} for _, _, edges, _ in panels]
+    assert "shortcut" in kinds[0] and "cut" not in kinds[0]  # the factual / observed graph
+    assert "cut" in kinds[1]  # the intervened / counterfactual graph removes edges
+    for _, nodes, edges, _ in panels:
+        names = {label.split("\n")[0] for _, _, label in nodes.values()}
+        assert {n for a, b, _ in edges for n in (a, b)} <= names | set(nodes)
+    fig = plots.causal_graph(paper)
+    assert len(fig.axes) == 2 and all(ax.get_title() for ax in fig.axes)
+    matplotlib.pyplot.close(fig)
