@@ -88,7 +88,12 @@ bench: $(STAMP)
 	MPLBACKEND=agg $(PY) -m reprolib bench $(ARGS)
 
 ## JupyterLab on the same environment (kernel "python3" is this venv's Python).
+## JupyterLab on the venv. A notebook run here writes its results to results/lab/ (git-ignored;
+## reprolib.paths.results_dir), and widget state (the progress bars) is not saved into notebooks:
+## overrides.json in the venv sets the widget manager's saveState to false.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 lab: $(STAMP)
+	@mkdir -p $(LAB_SETTINGS) && echo '{"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": false}}' > $(LAB_SETTINGS)/overrides.json
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 ## Delete the cached synthetic datasets (they are regenerated on demand).

@@ -22,9 +22,24 @@ def data_dir() -> Path:
     return Path(os.environ.get("REPROLIB_DATA", repo_root() / "data"))
 
 
+LAB_RESULTS = "lab"  # results/lab/ (git-ignored): what notebooks run in JupyterLab write
+
+
+def committed_results_dir() -> Path:
+    """The repository's own results/: the committed metrics, sweeps and figures."""
+    return repo_root() / "results"
+
+
 def results_dir() -> Path:
-    """Metrics JSON, figures and executed notebooks written by runs."""
-    return Path(os.environ.get("REPROLIB_RESULTS", repo_root() / "results"))
+    """Metrics JSON, figures and executed notebooks written by runs: ``REPROLIB_RESULTS`` when set;
+    in a kernel that JupyterLab started (Jupyter Server sets ``JPY_SESSION_NAME`` for those, papermill
+    and nbval do not) ``results/lab/``, so that stepping through a notebook never overwrites the
+    committed results; else ``results/`` (``make reproduce``, ``refresh``, the sweeps)."""
+    if os.environ.get("REPROLIB_RESULTS"):
+        return Path(os.environ["REPROLIB_RESULTS"])
+    if os.environ.get("JPY_SESSION_NAME"):
+        return committed_results_dir() / LAB_RESULTS
+    return committed_results_dir()
 
 
 def notebooks_dir() -> Path:

@@ -194,21 +194,31 @@ def _method_order(spec: PaperSpec, method: str) -> tuple[int, bool]:
     return list(spec.methods.values()).index(plain), plain != method
 
 
-def collect(folder: Path | str, papers=tuple(PAPERS)) -> dict[str, list[Row]]:
-    """paper -> rows from every notebook and sweep JSON of that paper found in ``folder``, settings in order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"results folder {folder} does not exist; run `make reproduce` first")
+def find_file(folders, name: str) -> Path | None:
+    """``name`` in the first of ``folders`` (one folder or several, in order of preference) that has it."""
+    for folder in [folders] if isinstance(folders, (str, Path)) else folders:
+        if (Path(folder) / name).exists():
+            return Path(folder) / name
+    return None
+
+
+def collect(folders, papers=tuple(PAPERS)) -> dict[str, list[Row]]:
+    """paper -> rows from every notebook and sweep JSON of that paper, settings in order. ``folders``:
+    one results folder, or several in order of preference (each file is read from the first that
+    has it: a JupyterLab run's own folder, then the committed results)."""
+    listed = [folders] if isinstance(folders, (str, Path)) else list(folders)
+    if not any(Path(f).is_dir() for f in listed):
+        raise FileNotFoundError(f"results folder {listed[0]} does not exist; run `make reproduce` first")
     out = {}
     for key in papers:
         spec = PAPERS[key]
         rows = []
-        notebook = folder / f"{spec.notebook}.json"
-        if notebook.exists():
+        notebook = find_file(listed, f"{spec.notebook}.json")
+        if notebook is not None:
             rows += rows_for(spec, read_result(notebook), notebook.name, from_sweep=False)
         for size in SIZE_ORDER:  # sweep_<method>_<size>.json only: the ablation sweeps are read by ablation_table
-            path = folder / f"sweep_{spec.sweep}_{size}.json"
-            if path.exists():
+            path = find_file(listed, f"sweep_{spec.sweep}_{size}.json")
+            if path is not None:
                 rows += rows_for(spec, read_result(path), path.name, from_sweep=True)
         out[key] = sorted(rows, key=lambda r: (_model_order(r.model), r.dataset,
                                                r.setting.order(), _method_order(spec, r.method)))
@@ -419,10 +429,10 @@ NOT_EXPRESSIBLE_WHY = {
 }
 
 
-def read_ablations(folder: Path | str, paper: str, size: str = "medium") -> dict[str, Any] | None:
-    """``sweep_<paper>_ablations_<size>.json`` (None when absent)."""
-    path = Path(folder) / f"sweep_{ABLATION_SWEEP[paper]}_{size}.json"
-    return read_result(path) if path.exists() else None
+def read_ablations(folders, paper: str, size: str = "medium") -> dict[str, Any] | None:
+    """``sweep_<paper>_ablations_<size>.json`` from the first of ``folders`` that has it (None when none has)."""
+    path = find_file(folders, f"sweep_{ABLATION_SWEEP[paper]}_{size}.json")
+    return read_result(path) if path is not None else None
 
 
 def _by_seed(variant: dict[str, Any]) -> dict[int, dict]:

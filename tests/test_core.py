@@ -84,3 +84,15 @@ def test_metrics_and_figures_are_written_with_provenance(tmp_path):
     ax.plot([0, 1])
     assert save_figure(fig, "demo", folder=tmp_path).exists()
     plt.close(fig)
+
+
+def test_results_go_to_results_lab_in_a_jupyterlab_kernel(monkeypatch):
+    from reprolib import paths
+
+    monkeypatch.delenv("REPROLIB_RESULTS", raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert paths.results_dir() == paths.committed_results_dir()  # make reproduce, refresh, the sweeps
+    monkeypatch.setenv("JPY_SESSION_NAME", "/work/notebooks/01_context_bias.ipynb")  # set by Jupyter Server
+    assert paths.results_dir() == paths.committed_results_dir() / "lab"
+    monkeypatch.setenv("REPROLIB_RESULTS", "/tmp/elsewhere")  # an explicit folder always wins
+    assert str(paths.results_dir()) == "/tmp/elsewhere"

@@ -288,3 +288,17 @@ def test_causal_graphs_mark_the_removed_path_and_the_cut_edges(paper):
     fig = plots.causal_graph(paper)
     assert len(fig.axes) == 2 and all(ax.get_title() for ax in fig.axes)
     matplotlib.pyplot.close(fig)
+
+
+def test_collect_reads_each_file_from_the_first_folder_that_has_it(tmp_path, clef_folder):
+    lab = tmp_path / "lab"
+    _write(lab, "09_clef", {"scores": {"caernet": {"baseline": {"test": 0.5, "test_ood": 0.1},
+                                                  "clef": {"test": 0.5, "test_ood": 0.4}}}},
+           data={"caer_s": "synthetic"}, size="smoke", seed=0, data_root=None)
+    rows = summary.collect([lab, clef_folder], papers=["clef"])["clef"]
+    smoke = next(r for r in rows if r.setting.size == "smoke")
+    assert smoke.setting.source == "09_clef.json" and smoke.scores["test_ood"]["delta"]["mean"] == pytest.approx(0.3)
+    assert any(r.setting.size == "medium" for r in rows)  # the sweep comes from the second folder
+    assert summary.collect([tmp_path / "missing", clef_folder], papers=["clef"])["clef"]
+    with pytest.raises(FileNotFoundError):
+        summary.collect([tmp_path / "missing"])
