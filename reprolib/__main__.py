@@ -136,7 +136,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             table = mer.sweep(args.size, args.seeds, args.only or mer.DATASETS, log=log, recipe=args.recipe)
         else:
             table = sweeps.sweep(args.method, args.size, args.seeds, args.only, log=log,
-                                 reuse_baselines=args.reuse_baselines)
+                                 reuse_baselines=args.reuse_baselines, from_journal=args.from_journal)
     except ValueError as exc:
         print(f"{PROG} sweep: error: {exc}", file=sys.stderr)
         return 2
@@ -164,6 +164,9 @@ def _add_sweep(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reuse-baselines", action="store_true",
                    help="ccim/clef (and their ablations): take the plain baselines' rows from sweep_baselines_<size>.json (same seeds)")
     p.add_argument("--size", choices=("smoke", "medium", "full"), default="medium")
+    p.add_argument("--from-journal", metavar="FILE",
+                   help="train nothing: write the table from the finished runs of a stopped sweep's journal "
+                   "(results/checkpoints/sweeps/*.jsonl); variants missing a seed are left out and named")
     p.add_argument("--seeds", type=option("seed"), nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", metavar="NAME", help="baselines to run (default: all five; the ablated ones for the ablations); with --method causalmer: datasets (iemocap, mosei)")
     p.add_argument("--recipe", choices=RECIPES, default="official",

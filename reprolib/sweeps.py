@@ -185,7 +185,8 @@ class Journal:
     (the process was killed while appending) and any unreadable line are ignored. Under torchrun every
     rank reads it and rank 0 alone writes it."""
 
-    def __init__(self, name: str, arguments: dict[str, Any], log: Callable[[str], None] = print):
+    def __init__(self, name: str, arguments: dict[str, Any], log: Callable[[str], None] = print,
+                 path: Path | None = None):
         import torch
 
         self.description = {"sweep": name, "arguments": arguments, "code": runstore.code_digest(),
@@ -194,7 +195,12 @@ class Journal:
                             "world_size": distributed.world_size()}
         text = json.dumps(self.description, sort_keys=True, default=str)
         self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
-        self.path: Path = results_dir().joinpath(*JOURNAL_FOLDER, f"{name}-{self.key}.jsonl")
+        self.path: Path = path or results_dir().joinpath(*JOURNAL_FOLDER, f"{name}-{self.key}.jsonl")
+        if path is not None:  # a given journal (sweep(from_journal=...)): its own key, one per file
+            keys = {json.loads(line).get("key") for line in atomic.read_lines(path) if line.strip().startswith("{")}
+            if len(keys) != 1:
+                raise ValueError(f"{path}: not one sweep's journal (keys {sorted(map(str, keys))})")
+            self.key = keys.pop()
         self.done: dict[str, dict] = {}
         for line in atomic.read_lines(self.path):
             try:
@@ -249,12 +255,16 @@ def _reusable_baseline_runs(size: str, seeds) -> dict[str, list[dict]]:
 
 
 def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only=None, log=print,
-          reuse_baselines: bool = False) -> dict[str, Any]:
+          reuse_baselines: bool = False, from_journal: str | Path | None = None) -> dict[str, Any]:
     """Train every (selected) baseline, plain or with each variant of ``method``, for every seed;
     return and save ``results/sweep_<method>_<size>.json`` (per-seed rows and mean ± std).
 
     ``reuse_baselines`` (CCIM and CLEF sweeps): take the plain baselines' rows from an existing
-    ``sweep_baselines_<size>.json`` with the same seeds instead of training them again."""
+    ``sweep_baselines_<size>.json`` with the same seeds instead of training them again.
+
+    ``from_journal``: train nothing; write the table from the finished runs in that journal (a sweep
+    with these arguments that was stopped for good, perhaps by older code). A variant missing any seed
+    is left out, and the provenance names the journal and the variants left out."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if size not in SIZES:
@@ -270,7 +280,9 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
     reused = _reusable_baseline_runs(size, seeds) if reuse_baselines and method != "baselines" else {}
     journal = Journal(f"sweep_{method}_{size}", {"method": method, "size": size, "seeds": list(seeds),
                                                  "only": names, "reuse_baselines": bool(reuse_baselines),
-                                                 "spec": spec, "sizes": SMOKE_SIZES}, log)
+                                                 "spec": spec, "sizes": SMOKE_SIZES}, log,
+                      path=Path(from_journal) if from_journal else None)
+    left_out: list[str] = []
     data: dict[str, experiments.DataBundle] = {}
     dictionaries: dict[str, Any] = {}
     table: dict[str, Any] = {}
@@ -293,6 +305,10 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
             if wrap is None and name in reused:
                 runs = reused[name]
                 log(f"{name:9s} {variant}: reused from sweep_baselines_{size}.json")
+            elif from_journal and any(journal.get(name, variant, seed) is None for seed in seeds):
+                left_out.append(f"{name} {variant}")
+                log(f"{name:9s} {variant}: not finished in {from_journal}, left out")
+                continue
             else:
                 runs = []
                 for seed in seeds:
@@ -314,17 +330,22 @@ def sweep(method: str = "baselines", size: str = "medium", seeds=(0, 1, 2), only
                     log(f"{name:9s} {variant} seed {seed}: " + ", ".join(f"{k} {row[k]:.3f}" for k in scores)
                         + f", gap {row['gap']:.3f} {note}")
             rows[variant] = {"runs": runs, **{key: summarise([r[key] for r in runs]) for key in ("test", "test_ood", "gap")}}
+        if not rows or (method == "baselines" and "baseline" not in rows):
+            continue  # from_journal: nothing of this baseline finished
         head = {"dataset": kind, "metric": d.metric_name, "chance": d.chance()}
         table[name] = {**head, **rows["baseline"]} if method == "baselines" else {**head, "variants": rows}
     params = {"size": size, "seeds": list(seeds), **{k: v for k, v in spec.items() if k != "views"},
               "views": {k: str(v) for k, v in spec["views"].items()}}
     if method in ABLATION_ROWS:
         params.update(paper_rows=ABLATION_ROWS[method], not_expressible=list(NOT_EXPRESSIBLE[method]))
+    if from_journal:
+        params.update(from_journal={"file": Path(from_journal).name, "key": journal.key, "left_out": left_out})
     if method.startswith("ccim"):
         params.update(dictionary_size=DICTIONARY_SIZE, dictionaries={k: v.provenance for k, v in dictionaries.items()},
                       baselines_reused=sorted(reused.keys() & set(names)))
     write_metrics(f"sweep_{method}_{size}", table, params, data=data)
-    journal.close()
+    if not from_journal:
+        journal.close()
     return table
 
 

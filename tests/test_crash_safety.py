@@ -376,3 +376,24 @@ def test_fit_resumes_after_sigkill_like_an_uninterrupted_run(tmp_path):
     assert strip(resumed_fit.history) == strip(straight_fit.history)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_stopped_sweep_is_written_from_its_journal_without_training(tiny_sweeps, monkeypatch):
+    crash = _crash_on_call(monkeypatch, experiments, "train_and_score", crash_at=3)
+    with pytest.raises(Crash):
+        _baselines_sweep(tiny_sweeps / "stopped", monkeypatch)
+    journal, = (tiny_sweeps / "stopped" / "checkpoints" / "sweeps").glob("sweep_baselines_smoke-*.jsonl")
+    crash.update(crash_at=None, calls=[])
+    monkeypatch.setenv("REPROLIB_RESULTS", str(tiny_sweeps / "assembled"))
+    lines: list[str] = []
+    table = sweeps.sweep("baselines", "smoke", seeds=(0, 1), only=["caernet", "cdnet"], log=lines.append,
+                         from_journal=journal)
+    assert crash["calls"] == []  # nothing trained
+    assert set(table) == {"caernet"} and [r["seed"] for r in table["caernet"]["runs"]] == [0, 1]
+    assert any("cdnet    " in line and "left out" in line for line in lines)
+    written = json.loads((tiny_sweeps / "assembled" / "sweep_baselines_smoke.json").read_text())
+    assert written["provenance"]["parameters"]["from_journal"]["left_out"] == ["cdnet baseline"]
+    assert journal.exists()  # the journal is the record of those runs: kept
+    (tiny_sweeps / "two.jsonl").write_text(journal.read_text() + '{"key": "other", "run": "[]", "row": {}}\n')
+    with pytest.raises(ValueError, match="not one sweep's journal"):
+        sweeps.sweep("baselines", "smoke", seeds=(0, 1), only=["caernet"], from_journal=tiny_sweeps / "two.jsonl")
