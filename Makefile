@@ -20,7 +20,7 @@ JOBS ?= $(shell [ $(CORES) -ge 2 ] && echo 2 || echo 1)
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
 PARALLEL_ENV := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(THREADS)} MKL_NUM_THREADS=$${MKL_NUM_THREADS:-$(THREADS)}
 
-.PHONY: setup lock reproduce test unit nbval seeds bench lab clean-data clean-checkpoints
+.PHONY: setup lock reproduce test unit nbval seeds bench lab student student-check clean-data clean-checkpoints
 
 setup: $(STAMP)
 
@@ -95,6 +95,14 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 lab: $(STAMP)
 	@mkdir -p $(LAB_SETTINGS) && echo '{"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": false}}' > $(LAB_SETTINGS)/overrides.json
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+## The student copies: student/NN_*.ipynb without the exercises' solutions, hidden checks or outputs
+## (reprolib.student). student-check also executes each copy: only the placeholders may fail.
+student: $(STAMP)
+	$(PY) -m reprolib student $(ARGS)
+
+student-check: $(STAMP)
+	$(TEST_ENV) $(PY) -m reprolib student --check $(ARGS)
 
 ## Delete the cached synthetic datasets (they are regenerated on demand).
 clean-data:

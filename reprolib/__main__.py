@@ -8,6 +8,7 @@ Commands:
   seeds       run the notebooks at more seeds and write the evidence file results/seeds_smoke.json
   check-data  check a real CAER-S / EMOTIC folder or MulT pickle: counts, unreadable files, boxes, labels
   prepare-inputs  write CAER-S face boxes, EMOTIC pose and depth from detector outputs (reprolib.data.prepare)
+  student     write the student copies: exercises' solutions and hidden checks removed (reprolib.student)
 
 To add a command, write ``_add_<name>(subparsers)`` that registers its parser and sets
 ``func`` to a function ``(args) -> int``, and call it in :func:`build_parser`.
@@ -281,9 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_order(subparsers)
     from .checkdata import add_parser as add_check_data
     from .data import prepare
+    from .student import add_parser as add_student
 
     add_check_data(subparsers)  # check-data: a real dataset folder checked before a long run
     prepare.add_parser(subparsers)  # prepare-inputs: face boxes, pose, depth from the user's detectors
+    add_student(subparsers)  # student: the notebooks without solutions and hidden checks
     return parser
 
 

@@ -7,6 +7,18 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
+
+# Inline figures in JupyterLab at default zoom: 100 dpi (72 made the tick labels unreadably small), and
+# no text below 7 pt. The saved PNGs under results/figures use the same dpi (results.save_figure).
+FIGURE_DPI = 100
+MIN_FONT = 7
+
+
+def notebook_style() -> None:
+    """The figure settings every notebook starts with (one place for them)."""
+    plt.rcParams.update({"figure.dpi": FIGURE_DPI, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
+                         "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8})
 
 
 def show_views(dataset, indices: Sequence[int], views=("image", "subject", "context"), class_names=None,
@@ -30,17 +42,19 @@ def show_views(dataset, indices: Sequence[int], views=("image", "subject", "cont
 
 
 def contingency_heatmaps(tables: dict[str, np.ndarray], row_names, col_label: str = "context group",
-                         nmi: dict[str, float] | None = None):
+                         nmi: dict[str, float] | None = None, row_label: str = "emotion"):
     """Side-by-side heatmaps of P(context group | label), one per split: a diagonal means a shortcut."""
     fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False)
     for ax, (name, table) in zip(axes[0], tables.items()):
         rows = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
         sns.heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", cbar=ax is axes[0, -1],
+                    cbar_kws={"label": f"P({col_label} | {row_label})"},
                     yticklabels=list(row_names), xticklabels=list(range(table.shape[1])))
         title = name if nmi is None else f"{name} (NMI {nmi[name]:.2f})"
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(col_label)
-        ax.tick_params(labelsize=7)
+        ax.set_ylabel(row_label)
+        ax.tick_params(labelsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -66,28 +80,44 @@ def score_bars(scores: dict[str, dict[str, float]], chance: float | None = None,
     return fig
 
 
-def learning_curves(histories: dict[str, list[dict]]):
-    """Training loss and validation score per epoch for each run (selection uses val, never a test split)."""
-    fig, (loss_ax, val_ax) = plt.subplots(1, 2, figsize=(8, 3))
+def learning_curves(histories: dict[str, list[dict]], val_metric: str | dict[str, str] = "validation score"):
+    """Training loss and validation score per epoch for each run (selection uses val, never a test split).
+
+    ``val_metric`` names the validation score, one name or one per run: runs scored by different
+    metrics (IEMOCAP mean accuracy, MOSEI acc7) get one validation panel each, so that no axis mixes
+    two metrics. Epochs are whole numbers on every axis."""
+    metric_of = {name: val_metric if isinstance(val_metric, str) else val_metric[name] for name in histories}
+    metrics = list(dict.fromkeys(metric_of.values()))
+    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(4 + 3.6 * len(metrics), 3.2), squeeze=False)
+    loss_ax, val_axes = axes[0][0], dict(zip(metrics, axes[0][1:]))
+    colours = dict(zip(histories, sns.color_palette("tab10", len(histories))))
     for name, hist in histories.items():
         epochs = [h["epoch"] for h in hist]
-        loss_ax.plot(epochs, [h["train_loss"] for h in hist], marker="o", ms=3, label=name)
-        val_ax.plot(epochs, [h["val"] for h in hist], marker="o", ms=3, label=name)
+        loss_ax.plot(epochs, [h["train_loss"] for h in hist], marker="o", ms=3, color=colours[name], label=name)
+        val_axes[metric_of[name]].plot(epochs, [h["val"] for h in hist], marker="o", ms=3, color=colours[name],
+                                       label=name)
     loss_ax.set(xlabel="epoch", ylabel="training loss")
-    val_ax.set(xlabel="epoch", ylabel="validation score")
-    val_ax.legend(fontsize=8)
+    for metric, ax in val_axes.items():
+        ax.set(xlabel="epoch", ylabel=f"validation {metric}" if metric != "validation score" else metric)
+        ax.legend(fontsize=MIN_FONT + 1)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(metrics) > 1:
+        loss_ax.legend(fontsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
 
-def _class_bars(ax, values: dict[str, np.ndarray], class_names, ylabel: str) -> None:
+def _class_bars(ax, values: dict[str, np.ndarray], class_names, ylabel: str, legend: bool = True) -> None:
     width = 0.8 / len(values)
     x = np.arange(len(class_names))
     for i, (name, vals) in enumerate(values.items()):
         ax.bar(x + (i - (len(values) - 1) / 2) * width, np.nan_to_num(vals), width, label=name)
-    ax.set_xticks(x, class_names, rotation=75, fontsize=7)
+    ax.set_xticks(x, class_names, rotation=75 if len(class_names) > 8 else 30, fontsize=MIN_FONT,
+                  ha="right" if len(class_names) <= 8 else "center")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    if legend:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
 def per_class_bars(values: dict[str, np.ndarray], class_names, ylabel: str = "AP"):
@@ -103,14 +133,18 @@ def per_class_panels(panels: dict[str, dict[str, np.ndarray]], class_names, ylab
     group of images each), so that the same quantities can be compared across the groups; ``title``
     goes above them all, clear of the panel titles."""
     width = min(14, len(panels) * max(4.2, 0.25 * len(class_names)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 3.6), sharey=True, squeeze=False)
     for ax, (panel, values) in zip(axes[0], panels.items()):
-        _class_bars(ax, values, class_names, ylabel if ax is axes[0][0] else "")
+        _class_bars(ax, values, class_names, ylabel if ax is axes[0][0] else "", legend=False)
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_title(panel, fontsize=9)
+    # one legend for all panels, above them: inside a panel it covered the bars
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False, fontsize=8,
+               bbox_to_anchor=(0.5, 0.93 if title else 1.0))
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.94) if title else None)
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.84 if title else 0.9))
     return fig
 
 
@@ -118,10 +152,11 @@ def confusion(cm: np.ndarray, class_names):
     """Row-normalised confusion matrix (rows: true class, columns: predicted)."""
     rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    sns.heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", annot_kws={"size": 6},
-                xticklabels=list(class_names), yticklabels=list(class_names))
+    sns.heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", annot_kws={"size": MIN_FONT},
+                xticklabels=list(class_names), yticklabels=list(class_names),
+                cbar_kws={"label": "share of the true class"})
     ax.set(xlabel="predicted", ylabel="true")
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
@@ -134,39 +169,51 @@ def prior_bars(priors: dict[str, np.ndarray]):
         ax.bar(np.arange(len(p)), p, width=0.9)
         ax.axhline(1 / len(p), color="grey", ls="--", lw=1)
         ax.set_title(name, fontsize=9)
-        ax.set_xlabel("prototype (by share)", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_xlabel("prototype rank (by share)", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # prototypes are counted, not measured
+        ax.set_xlim(-0.6, len(p) - 0.4)
+        ax.tick_params(labelsize=MIN_FONT)
     axes[0, 0].set_ylabel("P(z)")
     fig.tight_layout()
     return fig
 
 
-def feature_projection(points: np.ndarray, colourings: dict[str, np.ndarray], centres: np.ndarray | None = None):
-    """A 2-D projection of features, once per colouring (e.g. k-means cluster, true scene)."""
-    fig, axes = plt.subplots(1, len(colourings), figsize=(3.4 * len(colourings), 3.2), squeeze=False)
+def feature_projection(points: np.ndarray, colourings: dict[str, np.ndarray], centres: np.ndarray | None = None,
+                       axis_labels: tuple[str, str] = ("principal component 1", "principal component 2")):
+    """A 2-D projection of features, once per colouring (e.g. k-means cluster, true scene); black
+    crosses mark the ``centres`` (the dictionary's prototypes)."""
+    fig, axes = plt.subplots(1, len(colourings), figsize=(3.8 * len(colourings), 3.4), squeeze=False)
     for ax, (name, colour) in zip(axes[0], colourings.items()):
         ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab20", s=4, alpha=0.7, linewidths=0)
         if centres is not None:
-            ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="black", s=25, linewidths=1)
+            ax.scatter(centres[:, 0], centres[:, 1], marker="x", c="black", s=25, linewidths=1,
+                       label="prototype")
+            ax.legend(fontsize=MIN_FONT, loc="best", frameon=True)
         ax.set_title(f"coloured by {name}", fontsize=9)
-        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_xlabel(axis_labels[0], fontsize=8)
+        ax.set_ylabel(axis_labels[1], fontsize=8)
+        ax.tick_params(labelsize=MIN_FONT)
     fig.tight_layout()
     return fig
 
 
 def group_label_heatmaps(tables: dict[str, np.ndarray], class_names, title_suffix: dict[str, str] | None = None,
-                         ylabel: str = "prototype", row_names=None):
+                         ylabel: str = "prototype", row_names=None, value_label: str = "P(emotion | prototype)",
+                         xlabel: str = "emotion"):
     """Row-stochastic tables side by side per split, e.g. P(label | prototype) (rows: prototypes,
-    columns: labels) or mean attention per true scene (rows: scenes, columns: prototypes)."""
+    columns: labels) or mean attention per true scene (rows: scenes, columns: prototypes);
+    ``value_label`` labels the colour bar."""
     fig, axes = plt.subplots(1, len(tables), figsize=(max(3.6, 0.22 * len(class_names) + 1.6) * len(tables), 3.6),
                              squeeze=False)
     for ax, (name, table) in zip(axes[0], tables.items()):
         sns.heatmap(table, ax=ax, vmin=0, vmax=max(0.5, float(table.max())), cmap="rocket_r",
-                    cbar=ax is axes[0, -1], xticklabels=list(class_names),
+                    cbar=ax is axes[0, -1], xticklabels=list(class_names), cbar_kws={"label": value_label},
                     yticklabels=list(row_names) if row_names is not None else list(range(len(table))))
         ax.set_title(name + ((title_suffix or {}).get(name, "")), fontsize=9)
         ax.set_ylabel(ylabel)
-        ax.tick_params(labelsize=6)
+        ax.set_xlabel(xlabel)
+        ax.tick_params(labelsize=MIN_FONT)
+        ax.tick_params(axis="y", labelrotation=0)
     fig.tight_layout()
     return fig
 
@@ -265,7 +312,7 @@ def paper_summary(rows, title: str = ""):
                 if chance and score == "test":
                     ax.hlines(100 * chance[0], x - 0.45, x + 0.45, colors="k", linestyles=":", lw=0.8)
             ax.set_xticks(range(len(columns)), ["published\n(real data)" if c == "published"
-                                               else c.label.replace(" · ", "\n") for c in columns], fontsize=6)
+                                               else c.label.replace(" · ", "\n") for c in columns], fontsize=MIN_FONT)
             ax.tick_params(axis="y", labelsize=7)
             if row_i == 0:
                 ax.set_title(f"{MODEL_NAMES.get(model, model)}, {DATASET_NAMES.get(dataset, dataset)}", fontsize=9)

@@ -113,8 +113,12 @@ def write_metrics(name: str, metrics: dict[str, Any], parameters: dict[str, Any]
     return path
 
 
-def save_figure(fig, name: str, folder: Path | None = None, dpi: int = 80) -> Path:
-    """Save ``results/figures/<name>.png`` at a modest resolution (committed PNGs stay small)."""
+def save_figure(fig, name: str, folder: Path | None = None, dpi: int | None = None) -> Path:
+    """Save ``results/figures/<name>.png`` at the notebooks' inline dpi (:data:`reprolib.plots.FIGURE_DPI`):
+    what a student sees in JupyterLab and the committed file are the same picture."""
+    from .plots import FIGURE_DPI
+
+    dpi = dpi or FIGURE_DPI
     path = (folder or results_dir()) / "figures" / f"{name}.png"
     if not distributed.is_main():
         return path
