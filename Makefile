@@ -11,6 +11,8 @@ PIP_TOOLS := pip-tools==7.6.2
 UV := uv==0.13.8
 INSTALLER ?= uv
 ARGS ?=
+# make nbval also executes the student copies of these notebooks (make student-check runs them all)
+STUDENT_CHECK ?= --only 01 02 11
 # Headless and quiet under test: no progress bars in compared outputs, no GUI backend.
 TEST_ENV := TQDM_DISABLE=1 MPLBACKEND=agg PYTHONHASHSEED=0
 # Tests and notebooks run JOBS at a time (two on two cores or more), each with cores/JOBS threads:
@@ -61,6 +63,7 @@ reproduce: $(STAMP)
 ## of the committed results/ (the summary notebook 11 reads the sweeps and bench.json).
 ## nbval runs in --nbval-lax mode: it executes every cell (an error or a failed claim fails the test)
 ## but compares only the outputs of cells marked "# NBVAL_CHECK_OUTPUT", the machine-independent ones.
+## Last, the student copies of STUDENT_CHECK's notebooks run to the end with only their placeholders failing.
 ## Both run JOBS at a time with pytest-xdist; nbval keeps each notebook on one worker and starts them in
 ## `python -m reprolib order` (long ones first, 03 and 04 before the 08 and 09 that reuse their runs).
 test: unit nbval
@@ -75,7 +78,9 @@ nbval: $(STAMP)
 	$(TEST_ENV) $(PARALLEL_ENV) REPROLIB_RESULTS="$$scratch/results" $(PY) -m pytest -q -n $(JOBS) --dist loadfile \
 	  --no-loadscope-reorder --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:python $$($(PY) -m reprolib order) && \
-	$(TEST_ENV) REPROLIB_FRESH_RESULTS="$$scratch/results" $(PY) -m pytest -q tests/test_fresh_results.py
+	$(TEST_ENV) REPROLIB_FRESH_RESULTS="$$scratch/results" $(PY) -m pytest -q tests/test_fresh_results.py && \
+	$(TEST_ENV) $(PARALLEL_ENV) REPROLIB_RESULTS="$$scratch/results" $(PY) -m reprolib student --check --jobs $(JOBS) \
+	  --out "$$scratch/student" $(STUDENT_CHECK)
 
 ## Run the notebooks at seeds 1 and 2 (two at a time) and write results/seeds_smoke.json with the
 ## committed seed-0 results: the evidence behind the claims and the bands. Refresh after changing what

@@ -295,3 +295,45 @@ def module_table(model: nn.Module) -> str:
     rows.append(("total", "", sum(p.numel() for p in model.parameters())))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {kind:<18}{count:>12,d}" for name, kind, count in rows)
+
+
+# Notebook 09's analyses of a trained CLEF model, kept here so that the notebook shows the reading,
+# not the bookkeeping.
+DECOMPOSITION_GROUPS = ("scene suggests k, k is not a label", "k is a label, scene suggests other classes")
+
+
+def clef_decomposition(outs: dict[str, torch.Tensor], targets: np.ndarray, suggestions: np.ndarray,
+                       multilabel: bool) -> dict[str, dict[str, np.ndarray]]:
+    """CLEF's three scores at class k, averaged per class over two groups of images: those whose scene
+    suggests k although k is not a label (what the shortcut would add) and those where k is a label
+    but the scene suggests other classes (what the face must carry). ``outs``: the model's
+    ``outputs`` on the split (``fused``, ``counterfactual``, ``tie``, [N, K]); ``suggestions``: bool
+    [N, K] from :func:`scene_suggestions`. Returns {group: {quantity: [K] means, NaN where empty}}."""
+    num_classes = suggestions.shape[1]
+    present = targets.astype(bool) if multilabel else np.eye(num_classes, dtype=bool)[targets]
+    quantities = {"fused Y_ce": outs["fused"].numpy(), "counterfactual Y_ce*": outs["counterfactual"].numpy(),
+                  "TIE": outs["tie"].numpy()}
+    groups = dict(zip(DECOMPOSITION_GROUPS, (suggestions & ~present, present & ~suggestions)))
+    return {title: {q: np.array([v[members[:, k], k].mean() if members[:, k].any() else np.nan
+                                 for k in range(num_classes)]) for q, v in quantities.items()}
+            for title, members in groups.items()}
+
+
+def decision_measures(predictions: np.ndarray, labels: np.ndarray, suggested: np.ndarray,
+                      cue: np.ndarray) -> dict[str, float]:
+    """One decision rule on a shortcut-free split: accuracy, how often it answers the class the scene
+    suggests when that class is wrong (:func:`reprolib.analysis.shortcut_rate`), and its accuracy with
+    and without a bystander who shares the label (the honest context cue)."""
+    from reprolib import analysis
+
+    return {"accuracy": float((predictions == labels).mean()),
+            "shortcut_rate": analysis.shortcut_rate(predictions, labels, suggested),
+            **analysis.accuracy_with_and_without_cue(predictions, labels, cue)}
+
+
+def bystander_cue(data: DataBundle, split: str, labels: np.ndarray) -> np.ndarray | None:
+    """bool [N]: the sample has a bystander showing its label (synthetic CAER-S-style data; None otherwise)."""
+    records = truth_records(data, split)
+    if records is None or data.multilabel:
+        return None
+    return np.array([label in r["bystanders"] for label, r in zip(labels, records)])

@@ -55,6 +55,7 @@ def contingency_heatmaps(tables: dict[str, np.ndarray], row_names, col_label: st
         ax.set_xlabel(col_label)
         ax.set_ylabel(row_label)
         ax.tick_params(labelsize=MIN_FONT)
+        ax.tick_params(axis="y", labelrotation=0)
     fig.tight_layout()
     return fig
 
@@ -141,10 +142,10 @@ def per_class_panels(panels: dict[str, dict[str, np.ndarray]], class_names, ylab
     # one legend for all panels, above them: inside a panel it covered the bars
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False, fontsize=8,
-               bbox_to_anchor=(0.5, 0.93 if title else 1.0))
+               bbox_to_anchor=(0.5, 0.92 if title else 1.0))
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.84 if title else 0.9))
+    fig.tight_layout(rect=(0, 0, 1, 0.87 if title else 0.9))
     return fig
 
 

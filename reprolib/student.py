@@ -26,6 +26,8 @@ import os
 import re
 import shutil
 import tempfile
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,17 +222,23 @@ def _cmd_student(args) -> int:
     print(f"{len(written)} student copies, {sum(counts.values())} exercises: solutions and hidden checks removed")
     if not args.check:
         return 0
+    if not os.environ.get("REPROLIB_RESULTS"):  # run against a scratch copy: results/ stays as committed
+        scratch = Path(tempfile.mkdtemp(prefix="reprolib-student-"))
+        shutil.copytree(committed_results_dir(), scratch / "results",
+                        ignore=shutil.ignore_patterns("executed", "checkpoints", "lab"))
+        os.environ["REPROLIB_RESULTS"] = str(scratch / "results")  # the kernels inherit it
+    jobs = max(1, min(args.jobs, len(written)))
+    if jobs > 1:  # one thread per kernel, as for the notebooks under nbval
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+        os.environ.setdefault("MKL_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
+    print(f"executing {len(written)} copies, {jobs} at a time; results go to {os.environ['REPROLIB_RESULTS']}",
+          flush=True)
     problems = []
-    scratch = Path(tempfile.mkdtemp(prefix="reprolib-student-"))
-    shutil.copytree(committed_results_dir(), scratch / "results",
-                    ignore=shutil.ignore_patterns("executed", "checkpoints", "lab"))
-    os.environ["REPROLIB_RESULTS"] = str(scratch / "results")  # the kernels inherit it: results/ stays as committed
-    print(f"executing the copies; their results go to {scratch / 'results'}")
-    for path in written:
-        found = execute_student_copy(path)
-        print(f"{path.name}: " + ("ran to the end, every placeholder stopped with its exercise's message"
-                                  if not found else f"{len(found)} problem(s)"))
-        problems += found
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for path, found in zip(written, pool.map(execute_student_copy, written)):
+            print(f"{path.name}: " + ("ran to the end, every placeholder stopped with its exercise's message"
+                                      if not found else f"{len(found)} problem(s)"), flush=True)
+            problems += found
     for line in problems:
         print("  " + line)
     return 1 if problems else 0
@@ -246,4 +254,5 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", default="student", help="folder for the copies (default: student/)")
     p.add_argument("--only", nargs="+", metavar="NB", help="only these notebooks (01 or a full name)")
     p.add_argument("--check", action="store_true", help="then execute each copy: only the placeholders may fail")
+    p.add_argument("--jobs", type=int, default=1, help="copies executed at a time with --check (default 1)")
     p.set_defaults(func=_cmd_student)
