@@ -337,3 +337,23 @@ def bystander_cue(data: DataBundle, split: str, labels: np.ndarray) -> np.ndarra
     if records is None or data.multilabel:
         return None
     return np.array([label in r["bystanders"] for label, r in zip(labels, records)])
+
+
+def ccim_attention_by_group(model: nn.Module, encoder: nn.Module, dictionary: ConfounderDictionary,
+                            data: DataBundle, split: str) -> tuple[np.ndarray, str, float]:
+    """Notebook 08's reading of CCIM's attention: λ averaged over the images of each true scene (of each
+    emotion where the data record no scene or are multi-label), and the share of images whose
+    most-attended prototype is the one nearest to their own context feature (``encoder`` is the
+    dictionary's feature extractor). Returns (table [groups, N], what the rows are, that share)."""
+    from reprolib.causal.ccim import inspect_ccim
+
+    attention = inspect_ccim(model, data.splits[split]).attention
+    features = extract_features(encoder, data.splits[split], desc=f"{split} context")
+    own = np.argmin(((features[:, None, :] - dictionary.Z[None]) ** 2).sum(-1), axis=1)
+    own_share = float((attention.argmax(axis=1) == own).mean())
+    rows, row_label = true_scenes(data, split), "true scene"
+    if rows is None or data.multilabel:
+        targets = data.targets(split).numpy()
+        rows, row_label = (targets.argmax(1) if data.multilabel else targets), "emotion"
+    table = np.stack([attention[rows == r].mean(axis=0) for r in np.unique(rows)])
+    return table, row_label, own_share
