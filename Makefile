@@ -22,7 +22,7 @@ JOBS ?= $(shell [ $(CORES) -ge 2 ] && echo 2 || echo 1)
 THREADS := $(shell echo $$(( $(CORES) / $(JOBS) > 0 ? $(CORES) / $(JOBS) : 1 )))
 PARALLEL_ENV := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$(THREADS)} MKL_NUM_THREADS=$${MKL_NUM_THREADS:-$(THREADS)}
 
-.PHONY: setup lock reproduce test unit nbval seeds bench lab student student-check clean-data clean-checkpoints
+.PHONY: setup lock reproduce dry-run test unit nbval seeds bench lab student student-check clean-data clean-checkpoints
 
 setup: $(STAMP)
 
@@ -57,6 +57,13 @@ lock:
 ## Execute every notebook headless at smoke size into results/, JOBS at a time (ARGS="--only 01 -p epochs=3" etc.)
 reproduce: $(STAMP)
 	MPLBACKEND=agg $(PY) -m reprolib reproduce --jobs $(JOBS) $(ARGS)
+
+## Before a long full-size run: every notebook at its full-size models, views and presets on a sample
+## of each split, a few timed steps per training (reprolib.dryrun). Prints the steps the real run will
+## take and an estimate of its time on this machine; writes results/dry_run/. Real data:
+## ARGS="-p data_root=..." as for the real run.
+dry-run: $(STAMP)
+	MPLBACKEND=agg $(PY) -m reprolib reproduce --size full --dry-run $(ARGS)
 
 ## Unit tests, then nbval over the committed notebooks, then the trained metrics of that run against
 ## the committed multi-seed bands. The notebooks' results go to a scratch folder that starts as a copy

@@ -40,6 +40,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             execution_timeout=args.cell_timeout,
             progress=not args.no_progress,
             jobs=args.jobs,
+            dry_run=args.dry_run,
         )
     except (runner.SelectionError, runner.ParameterError) as exc:
         print(f"{PROG} reproduce: error: {exc}", file=sys.stderr)
@@ -99,6 +100,9 @@ def _add_reproduce(subparsers: argparse._SubParsersAction) -> None:
                    help="notebooks at a time, threads shared out (default: 2 at smoke size on 2+ cores, "
                    "1 at full size)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="a few timed training steps on a sample of each split, to check a (full-size) run "
+                   "end to end before a long one and estimate its time; writes results/dry_run/")
     p.set_defaults(func=_cmd_reproduce)
 
 

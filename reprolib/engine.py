@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from reprolib import atomic, distributed
+from reprolib import atomic, distributed, dryrun
 from reprolib.parameters import check_fit
 from reprolib.progress import progress
 from reprolib.seed import seed_everything
@@ -208,13 +208,15 @@ def mean_loss(step_loss: nn.Module, data: Dataset, batch_size: int, device: torc
     """The training loss averaged over ``data`` (weighted by batch size), in eval mode and without
     gradients: what ReduceLROnPlateau watches. The model is left in eval mode."""
     step_loss.eval()
-    total, count = 0.0, 0
+    total, count, started = 0.0, 0, time.perf_counter()
     for batch in _loader(data, batch_size, False, device, num_workers):
         batch = to_device(batch, device, accel.channels_last)
         with accel.autocast():
             loss = step_loss(batch)
         n = batch[target_key].shape[0]
         total, count = total + float(loss) * n, count + n
+    if dryrun.active():
+        dryrun.record_evaluation("val loss", time.perf_counter() - started, items=count, full_items=dryrun.full_length(data))
     return total / max(count, 1)
 
 
@@ -232,12 +234,14 @@ def predict(model: nn.Module, data: Dataset, *, target_key: str = "label", batch
     accel = _Accel.for_device(device, amp)
     forward = forward or model
     model.eval()
-    outputs, targets = [], []
+    outputs, targets, started = [], [], time.perf_counter()
     for batch in progress(_loader(data, batch_size, False, device, num_workers), desc=desc, leave=False):
         with accel.autocast():
             out = forward(to_device(batch, device, accel.channels_last))
         outputs.append({k: v.float().cpu() for k, v in out.items()} if isinstance(out, dict) else out.float().cpu())
         targets.append(batch[target_key])
+    if dryrun.active():
+        dryrun.record_evaluation(desc, time.perf_counter() - started, items=len(data), full_items=dryrun.full_length(data))
     if outputs and isinstance(outputs[0], dict):
         return {k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}, torch.cat(targets)
     return torch.cat(outputs), torch.cat(targets)
@@ -454,14 +458,19 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
                                                       shuffle=True, seed=seed, drop_last=drop_last)
     loader = _loader(train, max(1, batch_size // world), True, dev, num_workers, generator, drop_last=drop_last,
                      sampler=sampler)
+    dry, planned_epochs = dryrun.active(), epochs
+    if dry:  # one epoch of a few timed steps; the counts of the real run are recorded (reprolib.dryrun)
+        epochs = min(epochs, start_epoch + 1)
     bar = progress(range(start_epoch, epochs), desc=desc, initial=start_epoch, total=epochs)
     for epoch in bar:
         started = time.perf_counter()
         if sampler is not None:
             sampler.set_epoch(epoch)
         step_loss.train()
-        losses = []
+        losses, step_seconds, step_started = [], [], time.perf_counter()
         for step, batch in enumerate(loader):
+            if dry and step == dryrun.TRAIN_STEPS:
+                break
             batch = to_device(batch, dev, accel.channels_last)
             with accel.autocast():
                 loss = step_loss(batch)
@@ -474,15 +483,24 @@ def fit(model: nn.Module, train: Dataset, val: Dataset, *, epochs: int = 5, lr: 
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             scaler.step(opt)
             scaler.update()
-            losses.append(loss.item())
+            losses.append(loss.item())  # waits for the device, so the step time below is complete
+            step_seconds.append(time.perf_counter() - step_started)  # batch loading included, as in an epoch
+            step_started = time.perf_counter()
+        if dry:
+            full = dryrun.full_length(train)
+            dryrun.record_training(desc, step_seconds, full_train=full, batch_size=batch_size,
+                                   epochs=planned_epochs, drop_last=full > batch_size)
         distributed.average_buffers(model)
         current_lr = opt.param_groups[0]["lr"]
-        val_logits, val_targets = predict(model, val, target_key=target_key, device=dev, amp=amp,
-                                          num_workers=num_workers, desc="val")
+        with dryrun.repeated(planned_epochs if dry else 1):  # the real run validates every epoch
+            val_logits, val_targets = predict(model, val, target_key=target_key, device=dev, amp=amp,
+                                              num_workers=num_workers, desc="val")
+            val_loss = mean_loss(step_loss, val, batch_size, dev, accel, num_workers, target_key) \
+                if plateau_patience else None
         score = float(metric(val_logits, val_targets))
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val": score, "lr": current_lr}
         if plateau_patience:
-            record["val_loss"] = mean_loss(step_loss, val, batch_size, dev, accel, num_workers, target_key)
+            record["val_loss"] = val_loss
             sched.step(record["val_loss"])
         elif sched is not None:
             sched.step()

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reprolib import metrics, runstore
+from reprolib import dryrun, metrics, runstore
 from reprolib.causal.dictionary import (ConfounderDictionary, build_dictionary, dictionary_backbone,
                                        extract_features)
 from reprolib.data import synthetic
@@ -108,18 +108,23 @@ def open_data(kind: str, *, data_root: str | Path | None = None, seed: int = 0,
     if kind not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {kind!r}")
     is_synthetic = data_root is None
-    knobs = synthetic_knobs or {}
+    knobs = dict(synthetic_knobs or {})
+    scale = None
+    if is_synthetic and dryrun.active():  # generated at a few batches a split, counted at the preset's sizes
+        full_sizes = knobs.get("sizes") or (synthetic.CAER_DEFAULTS if kind == "caer_s" else synthetic.EMOTIC_DEFAULTS)["sizes"]
+        knobs["sizes"] = dryrun.sample_sizes(full_sizes)
+        scale = {split: full_sizes[split] / knobs["sizes"][split] for split in full_sizes}
     views = dict(subject_size=subject_size, context_size=context_size, image_size=image_size, cache=cache)
     if kind == "caer_s":
         if extra_views:
             raise ValueError(f"CAER-S has no {list(extra_views)}: it annotates faces only")
         root = Path(data_root) if data_root else synthetic.make_caer_s(data_dir(), seed=seed, **knobs)
         splits = open_caers_splits(root, seed=seed, **views)
-        return DataBundle(kind, root, splits, CAER_CLASSES, False, is_synthetic)
+        return DataBundle(kind, root, dryrun.sample_splits(splits, scale), CAER_CLASSES, False, is_synthetic)
     root = Path(data_root) if data_root else synthetic.make_emotic(data_dir(), seed=seed, **knobs)
     splits = {s: Emotic(root, s, extra_views=extra_views, **views) for s in ("train", "val", "test", "test_ood")
               if (root / f"{s}.csv").exists()}
-    return DataBundle(kind, root, splits, EMOTIC_CATEGORIES, True, is_synthetic)
+    return DataBundle(kind, root, dryrun.sample_splits(splits, scale), EMOTIC_CATEGORIES, True, is_synthetic)
 
 
 def open_mult(dataset: str, *, data_root: str | Path | None = None, aligned: bool = True, seed: int = 0,

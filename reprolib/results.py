@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reprolib import atomic, distributed
+from reprolib import atomic, distributed, dryrun
 from reprolib.paths import repo_root, results_dir
 
 
@@ -107,9 +107,13 @@ def write_metrics(name: str, metrics: dict[str, Any], parameters: dict[str, Any]
     if not distributed.is_main():
         return path
     payload = {"metrics": metrics, "provenance": provenance(parameters)}
+    if dryrun.active():  # a few steps of each training: the scores mean nothing (reprolib.dryrun)
+        payload["provenance"]["dry_run"] = True
     if data is not None:
         payload["provenance"]["data"] = {kind: d.record() if hasattr(d, "record") else dict(d) for kind, d in data.items()}
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=float) + "\n")
+    if dryrun.active():
+        dryrun.results_written(path.parent, name)
     return path
 
 

@@ -26,6 +26,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import os
 import signal
@@ -34,12 +35,12 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from . import atomic, paths
+from . import atomic, dryrun, paths
 from .notebook_meta import INJECTED_TAG, PARAMETERS_TAG, cell_tags, load_notebook, parameter_names
 from .parameters import ParameterError, check, check_known, check_value
 
@@ -573,10 +574,15 @@ def reproduce(
     out: TextIO | None = None,
     log: TextIO | None = None,
     jobs: int | None = None,
+    dry_run: bool = False,
 ) -> int:
     """Run the selected notebooks and print the summary to ``out``; returns 0 if all ran.
 
-    ``jobs``: notebooks at a time (None: :func:`default_jobs` for the size).
+    ``jobs``: notebooks at a time (None: :func:`default_jobs` for the size). ``dry_run``: each
+    training takes a few timed steps on a sample of each split (:mod:`reprolib.dryrun`); results,
+    checkpoints and executed notebooks go to ``results/dry_run/``, and the steps the real run will
+    take, with an estimate of its time on this machine, are printed per notebook and written to
+    ``results/dry_run/estimate.json``.
 
     Raises :class:`SelectionError` / :class:`ParameterError` for bad selectors or overrides
     (before anything runs).
@@ -589,19 +595,49 @@ def reproduce(
     if not notebooks:
         raise SelectionError(f"no numbered notebooks ({NOTEBOOK_GLOB}) in {folder}")
     selected = select_notebooks(notebooks, only)
-    output_dir = Path(output_dir) if output_dir is not None else paths.results_dir() / "executed"
+    results_folder = paths.results_dir() / dryrun.FOLDER if dry_run else paths.results_dir()
+    output_dir = Path(output_dir) if output_dir is not None else results_folder / "executed"
     jobs = default_jobs(size) if jobs is None else jobs
     started = time.perf_counter()
-    results = run_notebooks(
-        selected, output_dir, parameters, execution_timeout=execution_timeout, progress=progress, log=log,
-        jobs=jobs,
-    )
+    with dry_run_environment(results_folder, selected) if dry_run else nullcontext():
+        results = run_notebooks(
+            selected, output_dir, parameters, execution_timeout=execution_timeout, progress=progress, log=log,
+            jobs=jobs,
+        )
     print(format_summary(results), file=out)
+    if dry_run:
+        estimates = {path.stem: dryrun.read_estimate(results_folder, path.stem) for path in selected}
+        print("\nfull-size dry run: what the real run will do, and how long it would take here", file=out)
+        print(dryrun.report(estimates), file=out)
+        from .results import machine
+
+        atomic.write_text(results_folder / "estimate.json", json.dumps(
+            {"machine": machine(), "size": size, "notebooks": estimates}, indent=2, default=float) + "\n")
+        print(f"estimate: {results_folder / 'estimate.json'}", file=out)
     if jobs > 1:
         print(f"wall time {time.perf_counter() - started:.1f}s, {jobs} notebooks at a time, "
               f"{threads_per_job(jobs)} thread(s) each", file=out)
     print(f"executed notebooks: {output_dir}", file=out)
     return 0 if all(r.ok for r in results) else 1
+
+
+@contextmanager
+def dry_run_environment(results_folder: Path, selected: Sequence[Path]) -> Iterator[None]:
+    """The switches the kernels of a dry run inherit: :data:`reprolib.dryrun.ENV`, and results written
+    to ``results_folder`` (not over the committed ones); stale event files of these notebooks removed."""
+    results_folder.mkdir(parents=True, exist_ok=True)
+    for path in selected:
+        dryrun.events_file(results_folder, path.stem).unlink(missing_ok=True)
+    previous = {name: os.environ.get(name) for name in (dryrun.ENV, "REPROLIB_RESULTS")}
+    os.environ.update({dryrun.ENV: "1", "REPROLIB_RESULTS": str(results_folder)})
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def refresh_committed(path: Path, *, kernel_name: str = "python3", timeout: float | None = None) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from reprolib import atomic
+from reprolib import atomic, dryrun
 from reprolib.data.views import DataFormatError, read_npy_header
 from reprolib.progress import progress
 
@@ -64,9 +65,11 @@ def extract_features(encoder: nn.Module, data: Dataset, *, view: str = "context"
     """Run ``encoder`` over one view of every sample (in dataset order) and return an [N, d] array."""
     device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     encoder = encoder.to(device).eval()
-    out = []
+    out, started = [], time.perf_counter()
     for batch in progress(DataLoader(data, batch_size=batch_size, shuffle=False), desc=desc, leave=False):
         out.append(encoder(batch[view].to(device)).float().cpu())
+    if dryrun.active():
+        dryrun.record_evaluation(desc, time.perf_counter() - started, items=len(data), full_items=dryrun.full_length(data))
     return torch.cat(out).numpy()
 
 
