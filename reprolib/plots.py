@@ -158,6 +158,7 @@ def confusion(cm: np.ndarray, class_names):
                 cbar_kws={"label": "share of the true class"})
     ax.set(xlabel="predicted", ylabel="true")
     ax.tick_params(labelsize=MIN_FONT)
+    ax.tick_params(axis="y", rotation=0)  # class names read across, not up the axis
     fig.tight_layout()
     return fig
 

@@ -153,3 +153,15 @@ def test_reproduce_dry_run_prints_the_estimate_and_keeps_results_apart(tmp_path,
     saved = json.loads((dry_folder / "estimate.json").read_text())
     assert saved["notebooks"]["01_tiny"]["train_steps"] == 60
     assert dryrun.ENV not in __import__("os").environ  # the switch is the kernels' only
+
+
+def test_exercise_checks_of_training_are_skipped_only_in_a_dry_run(monkeypatch, capsys):
+    from reprolib.claims import expect_trained
+
+    monkeypatch.delenv(dryrun.ENV, raising=False)
+    with pytest.raises(AssertionError, match="the gap"):
+        expect_trained(False, "the gap should shrink")
+    expect_trained(True, "never shown")
+    monkeypatch.setenv(dryrun.ENV, "1")
+    expect_trained(False, "the gap should shrink")
+    assert "dry run: not checked" in capsys.readouterr().out
