@@ -244,13 +244,10 @@ def thread_variables(threads: int) -> dict[str, str]:
 
 
 @contextmanager
-def thread_environment(threads: int | None) -> Iterator[None]:
-    """Set the thread variables of :func:`thread_variables` for the kernels started meanwhile."""
-    if threads is None:
-        yield
-        return
-    previous = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update(thread_variables(threads))
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the kernels started meanwhile, restored afterwards."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -259,6 +256,13 @@ def thread_environment(threads: int | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def thread_environment(threads: int | None) -> Iterator[None]:
+    """Set the thread variables of :func:`thread_variables` for the kernels started meanwhile."""
+    with environment(thread_variables(threads) if threads is not None else {}):
+        yield
 
 
 def _first_line(text: Any) -> str:
@@ -628,16 +632,8 @@ def dry_run_environment(results_folder: Path, selected: Sequence[Path]) -> Itera
     results_folder.mkdir(parents=True, exist_ok=True)
     for path in selected:
         dryrun.events_file(results_folder, path.stem).unlink(missing_ok=True)
-    previous = {name: os.environ.get(name) for name in (dryrun.ENV, "REPROLIB_RESULTS")}
-    os.environ.update({dryrun.ENV: "1", "REPROLIB_RESULTS": str(results_folder)})
-    try:
+    with environment({dryrun.ENV: "1", "REPROLIB_RESULTS": str(results_folder)}):
         yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def refresh_committed(path: Path, *, kernel_name: str = "python3", timeout: float | None = None) -> Path:
