@@ -228,6 +228,8 @@ def _cmd_seeds(args: argparse.Namespace) -> int:
     folders = {0: paths.repo_root() / "results", **{s: seeds.seed_folder(workdir, s) / "results" for s in args.seeds}}
     try:
         evidence = seeds.collect(notebooks, folders)
+        if args.keep_other_seeds and seeds.evidence_path().exists():
+            evidence = seeds.keep_other_seeds(json.loads(seeds.evidence_path().read_text()), evidence)
     except (FileNotFoundError, ValueError) as exc:
         print(f"{PROG} seeds: error: {exc}", file=sys.stderr)
         return 1
@@ -253,6 +255,9 @@ def _add_seeds(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=option("jobs"), default=1, help="seeds run at a time (threads are shared out)")
     p.add_argument("--workdir", metavar="DIR", help="where the seed runs go (default results/executed/seeds)")
     p.add_argument("--collect-only", action="store_true", help="do not run; collect the runs already there")
+    p.add_argument("--keep-other-seeds", action="store_true",
+                   help="keep the recorded seeds of these notebooks that this run does not collect (e.g. seeds 1 2 "
+                   "run on another machine, with --seeds 3 4 run here): the bands and claim margins cover both")
     p.set_defaults(func=_cmd_seeds)
 
 

@@ -122,6 +122,24 @@ def collect(notebooks: Sequence[str], folders: Mapping[int, Path]) -> dict[str, 
     }
 
 
+def keep_other_seeds(recorded: Mapping[str, Any], collected: Mapping[str, Any]) -> dict[str, Any]:
+    """``collected`` (a :func:`collect`) with, for each of its notebooks, the seeds ``recorded`` holds
+    that it did not collect now (seeds run on another machine, say): the bands and the claims'
+    margins then cover both. The recorded seeds must have run with the same parameters."""
+    out = json.loads(json.dumps(collected))
+    for notebook, entry in out["notebooks"].items():
+        kept = recorded.get("notebooks", {}).get(notebook)
+        if kept is None:
+            continue
+        if kept["parameters"] != entry["parameters"]:
+            diff = sorted(k for k in set(kept["parameters"]) | set(entry["parameters"])
+                          if kept["parameters"].get(k) != entry["parameters"].get(k))
+            raise ValueError(f"{notebook}: the recorded seeds ran with other parameters ({', '.join(diff)}); "
+                             "run them again instead of keeping them")
+        entry["seeds"] = {**kept["seeds"], **entry["seeds"]}
+    return out
+
+
 def seed_folder(workdir: Path, seed: int) -> Path:
     return workdir / f"seed_{seed}"
 
