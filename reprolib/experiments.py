@@ -29,7 +29,7 @@ from reprolib.data.emotic import Emotic
 from reprolib.data.fingerprint import data_record
 from reprolib.data.mult import IEMOCAP_EMOTIONS, load_mult
 from reprolib.engine import FitResult, default_metric, fit, place, predict
-from reprolib.paths import data_dir
+from reprolib.paths import data_dir, results_dir
 from reprolib.seed import seed_everything
 
 DATASETS = ("caer_s", "emotic")
@@ -214,6 +214,24 @@ def train_and_score(build: Callable[[], nn.Module], data: DataBundle, *, seed: i
         run.outputs[split] = (logits, targets)
         run.scores[split] = data.score(logits, targets)
     return run
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One notebook's training recipe: every model it trains gets the same seed, epochs, learning rate and
+    batch size (the notebooks compare variants, so only the model may differ), and its checkpoints go to
+    results/checkpoints/<notebook>/<tag>."""
+
+    notebook: str
+    seed: int
+    epochs: int
+    lr: float
+    batch_size: int
+
+    def train(self, build: Callable[[], nn.Module], data: DataBundle, tag: str, desc: str | None = None) -> Run:
+        """:func:`train_and_score` with this recipe; ``desc`` labels the progress bar (default: ``tag``)."""
+        return train_and_score(build, data, seed=self.seed, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                               checkpoint_dir=results_dir() / "checkpoints" / self.notebook / tag, desc=desc or tag)
 
 
 def truth_records(data: DataBundle, split: str) -> list[dict] | None:

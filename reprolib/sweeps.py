@@ -143,13 +143,11 @@ def _ccim_variants(ablations: bool) -> dict[str, Callable | None]:
 
 
 def _clef_variants(ablations: bool) -> dict[str, Callable | None]:
-    from reprolib.causal.clef import CLEF, ContextOnly, NoContext, context_branch
+    from reprolib.causal.clef import ContextOnly, NoContext, clef_around, context_branch
     from reprolib.engine import WithDefaultLoss
 
     def clef(context=None, **options):
-        return lambda model, d, dictionary, backbone: CLEF(
-            model, context(d.num_classes) if context else context_branch(d.num_classes, backbone), d.num_classes,
-            multilabel=d.multilabel, **options)
+        return lambda model, d, dictionary, backbone: clef_around(model, d, backbone, context=context, **options)
 
     if not ablations:
         return {"baseline": None,

@@ -256,3 +256,13 @@ class CLEF(nn.Module):
         if self.factual_frozen:
             self.factual.eval()
         return self
+
+
+def clef_around(factual: nn.Module, data, backbone: str = "small", context_weights: str | Path | None = None,
+                context: type[nn.Module] | None = None, **options) -> CLEF:
+    """CLEF around a baseline as the notebooks and sweeps train it: ``factual`` is Y_e, the context branch
+    N_C is a fresh ``context_branch`` of the baselines' ``backbone`` family (``context_weights``: a local
+    Places365 checkpoint), or ``context(num_classes)`` (e.g. :class:`NoContext`); ``data`` gives the number
+    of classes and whether it is multi-label; ``options`` go to :class:`CLEF` (fusion, kl, mask_context, star)."""
+    branch = context(data.num_classes) if context else context_branch(data.num_classes, backbone, context_weights)
+    return CLEF(factual, branch, data.num_classes, multilabel=data.multilabel, **options)
