@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from reprolib import sweeps
+from reprolib.experiments import DECOMPOSITION_GROUPS
 from reprolib.paths import committed_results_dir
 from reprolib.summary import MODEL_NAMES, PAPERS, read_result, rows_for
 
@@ -174,7 +175,7 @@ def ccim_sweep(name: str = "sweep_ccim_medium.json") -> str:
 
 CLEF_LABELS = {"baseline": "", sweeps.OWN_LOSS_CONTROL: " (default loss)", "clef": " + CLEF"}
 MAIN_ABLATION = "end to end (main)"
-SUGGESTED, TRUE = "scene suggests k, k is not a label", "k is a label, scene suggests other classes"  # 09's two groups
+SUGGESTED, TRUE = DECOMPOSITION_GROUPS  # the scene suggests k wrongly; k is a label the scene does not suggest
 
 
 def clef_run(*, seed: int, cfg: Any, data: Mapping[str, Any], kind_of: Mapping[str, str], scores: Mapping[str, Any],
