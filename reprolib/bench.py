@@ -15,6 +15,10 @@ the JSON for context only.
 * **Data pipeline**: samples/s through the CAER-S-style loader (images decoded and cropped per item,
   no cache) with 0 and 2 workers, divided by the samples/s CAER-Net-S consumes in training steps.
   Above 1, the loader keeps up with the model.
+* **Evaluation batch**: inference over a smoke validation split at the engine's default batch for
+  the device (:func:`reprolib.engine.eval_batch_size`, 32 on CPU) against batch 256, around CAER-Net-S
+  and EMOT-Net bare and inside CLEF, with a check that the logits are bit-identical (so model
+  selection cannot change).
 * **Smoke suite**: the wall time of each notebook in the last ``make reproduce`` (papermill's record in
   ``results/executed/``), as shares of the total; not re-run here (``--run-suite`` does).
 
@@ -42,7 +46,7 @@ from torch.nn import functional as F
 
 from reprolib import experiments, sweeps
 from reprolib.engine import _loader as engine_loader
-from reprolib.engine import default_loss, to_device
+from reprolib.engine import default_loss, eval_batch_size, place, predict, to_device
 from reprolib.models.mult import (MODALITIES, CrossmodalEncoder, MulT, MultiheadAttention, causal_mask,
                                    sinusoidal_positions)
 from reprolib.paths import results_dir
@@ -415,6 +419,39 @@ def loader_throughput(*, batch_size: int = 64, batches: int = 8, workers=(0, 2),
                                "loading_share_of_epoch": load_seconds / (load_seconds + step_seconds)}}
 
 
+def evaluation_batch(*, repeats: int = 5, device: torch.device | None = None,
+                     against: int = 256) -> list[dict[str, Any]]:
+    """Seconds of :func:`reprolib.engine.predict` over a smoke validation split at the device's default
+    batch (:func:`eval_batch_size`) divided by the same at ``against``, interleaved round by round, and
+    whether the two give bit-identical logits; CAER-Net-S and EMOT-Net, bare and inside CLEF."""
+    from reprolib.causal.clef import clef_around
+
+    device = device or torch.device("cpu")
+    default, threads = eval_batch_size(device), torch.get_num_threads()
+    rows = []
+    for name in ("caernet", "emotnet"):
+        kind, build = sweeps.baseline_builders("smoke")[name]
+        subject, context, image = sweeps.VIEWS[kind]
+        data = experiments.open_data(kind, subject_size=subject, context_size=context, image_size=image, cache=True,
+                                     extra_views=sweeps.extra_views(kind, [name]))
+        val = data.splits["val"]
+        torch.manual_seed(0)
+        for wrapper, model in (("baseline", build(data, "small")), ("CLEF", clef_around(build(data, "small"), data))):
+            place(model, device)
+
+            def logits(batch_size: int, model: nn.Module = model) -> torch.Tensor:
+                return predict(model, val, target_key=data.target_key, batch_size=batch_size, device=device)[0]
+
+            identical = torch.equal(logits(default), logits(against))  # also fills the data cache
+            per_round = [_timed(lambda: logits(default), threads) / _timed(lambda: logits(against), threads)
+                         for _ in range(repeats)]
+            rows.append({"model": name if wrapper == "baseline" else f"{name} + CLEF", "samples": len(val),
+                         "batch_size": default, "against": against, "identical_logits": identical,
+                         "inference_ratio": statistics.median(per_round),
+                         "inference_ratio_range": [min(per_round), max(per_round)]})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------------
 # Smoke suite
 # ---------------------------------------------------------------------------------------------------
@@ -461,6 +498,7 @@ def bench(sizes=SIZES, *, repeats: int = 5, batch_size: int = 8, device: str | N
     out["mult_reference"] = [mult_reference_comparison(config, repeats=max(repeats, MULT_ROUNDS), device=dev)
                              for config in ("reference", *sizes)]
     out["data_pipeline"] = loader_throughput(repeats=min(repeats, 3), device=dev)
+    out["evaluation_batch"] = evaluation_batch(repeats=repeats, device=dev)
     if suite:
         out["suite_run_seconds"] = run_suite()
     out["suite"] = suite_times()
@@ -503,6 +541,12 @@ def format_table(out: dict[str, Any]) -> str:
         dl = d["default_loader"]
         lines.append(f"| share of a smoke epoch spent loading, defaults (cache on) | {dl['num_workers']} | "
                      f"{dl['loading_share_of_epoch']:.0%} |")
+    if out.get("evaluation_batch"):
+        lines += ["", "| evaluation (predict over val) | batch vs | inference ratio | bit-identical logits |",
+                  "|---|---|---|---|"]
+        for r in out["evaluation_batch"]:
+            lines.append(f"| {r['model']} | {r['batch_size']} vs {r['against']} | {_with_range(r, 'inference')} | "
+                         f"{'yes' if r['identical_logits'] else 'no'} |")
     suite = out.get("suite")
     lines.append("")
     if suite:

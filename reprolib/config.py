@@ -47,7 +47,7 @@ def resolve(size: str, given: dict[str, Any], presets: str | dict[str, dict[str,
     return SimpleNamespace(size=size, **merged)
 
 
-SHOWN = ("datasets", "baselines", "backbone", "epochs", "lr", "batch_size", "dictionary_sizes", "main_size",
+SHOWN = ("datasets", "baselines", "backbone", "epochs", "lr", "batch_size", "early_stopping", "dictionary_sizes", "main_size",
          "dictionary_size", "ablation_sizes", "ablations", "n_context_groups", "mult", "branch_encoder")
 
 

@@ -227,10 +227,12 @@ class Recipe:
     epochs: int
     lr: float
     batch_size: int
+    early_stopping: int = 0  # engine.fit's: the size preset's value (smoke runs stop early, full ones do not)
 
     def train(self, build: Callable[[], nn.Module], data: DataBundle, tag: str, desc: str | None = None) -> Run:
         """:func:`train_and_score` with this recipe; ``desc`` labels the progress bar (default: ``tag``)."""
         return train_and_score(build, data, seed=self.seed, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                               early_stopping=self.early_stopping,
                                checkpoint_dir=results_dir() / "checkpoints" / self.notebook / tag, desc=desc or tag)
 
 

@@ -182,6 +182,7 @@ def train(data: experiments.DataBundle, name: str, build: Callable[[], torch.nn.
     settings (:data:`RECIPES`); ``fit_overrides`` win."""
     spec = SIZES[size]
     fit_kwargs = {"epochs": spec["epochs"], "lr": spec["lr"], "batch_size": spec["batch_size"],
+                  "early_stopping": spec.get("early_stopping", 0),  # the sweeps' medium size trains every epoch
                   **recipe_of(recipe)["fit"], **fit_overrides}
     return experiments.train_and_score(build, data, seed=seed, checkpoint_dir=checkpoint_dir,
                                        desc=f"{data.kind} {name} seed {seed}", **fit_kwargs)

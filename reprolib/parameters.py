@@ -201,6 +201,7 @@ RULES: dict[str, Rule] = {
     "lr_gamma": real(0, lo_open=True),
     "clip_grad_norm": real(0, lo_open=True, none="no clipping"),
     "plateau_patience": integer(1, none="no plateau schedule"),
+    "early_stopping": integer(0, none=PRESET),  # epochs without a better val score before stopping; 0: never
     "num_workers": integer(0, none="the device default"),
     # command-line options that are not notebook parameters
     "jobs": integer(1, none="the default for the size"),
@@ -238,7 +239,7 @@ def check(**values: Any) -> None:
 
 
 FIT_ARGUMENTS = ("epochs", "lr", "batch_size", "seed", "weight_decay", "lr_step", "lr_gamma", "momentum",
-                 "num_workers", "clip_grad_norm", "plateau_patience")
+                 "num_workers", "clip_grad_norm", "plateau_patience", "early_stopping")
 
 
 def check_fit(arguments: Mapping[str, Any]) -> None:

@@ -66,13 +66,22 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def _installed_version(package: str) -> str | None:
+    """The installed version of ``package`` without importing it (importing torchvision costs seconds)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Who/what/when of a run: parameters, machine, library versions and lock, git commit, device."""
     import matplotlib
     import numpy
     import sklearn
     import torch
-    import torchvision
 
     return {
         "parameters": parameters or {},
@@ -81,7 +90,7 @@ def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": machine(),
-        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+        "versions": {"torch": torch.__version__, "torchvision": _installed_version("torchvision"), "numpy": numpy.__version__,
                      "sklearn": sklearn.__version__, "matplotlib": matplotlib.__version__},
         "lock": lock_fingerprint(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",

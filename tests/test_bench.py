@@ -83,8 +83,11 @@ def test_format_table_shows_ratios_not_seconds_on_cpu():
            "mult_reference": [{"config": "reference", "d": 30, "batch_size": 32, "train_step_ratio": 0.8,
                                "train_step_ratio_range": [0.7, 0.9], "inference_ratio": 0.7,
                                "max_abs_output_difference": 1e-7}],
-           "data_pipeline": {"dataset": "caer_s", "loader_to_model_ratio": {"0": 2.0, "2": 3.5}}, "suite": None}
+           "data_pipeline": {"dataset": "caer_s", "loader_to_model_ratio": {"0": 2.0, "2": 3.5}}, "suite": None,
+           "evaluation_batch": [{"model": "caernet + CLEF", "batch_size": 32, "against": 256, "identical_logits": True,
+                                 "inference_ratio": 0.6, "inference_ratio_range": [0.5, 0.7]}]}
     text = bench.format_table(out)
+    assert "| caernet + CLEF | 32 vs 256 | 0.60 (0.50–0.70) | yes |" in text
     assert "| CCIM | caernet | smoke | 1.25 | 1.50 |" in text and "| MulT | reference | 30 | 32 | 0.80 (0.70–0.90) | 0.70 | 1.0e-07 |" in text
     assert "| 2 | 3.50 |" in text and "make reproduce" in text and "samples/s |" not in text.splitlines()[0]
 

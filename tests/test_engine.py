@@ -259,3 +259,52 @@ def test_resume_with_clipping_and_plateau_ends_like_an_uninterrupted_run(tmp_pat
     resumed_fit = fit(SmallConvNet(), train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
     strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
     assert strip(resumed_fit.history) == strip(straight_fit.history)
+
+
+def test_early_stopping_ends_after_epochs_without_a_better_val_and_keeps_the_same_best(tmp_path):
+    """With a learning rate too small to change any prediction, val never beats epoch 1: early_stopping=2
+    stops after epoch 3, and the kept weights are those the full run keeps (epoch 1's)."""
+    train, val = Blobs(64, 0), Blobs(32, 1)
+    kwargs = dict(epochs=8, lr=1e-9, batch_size=16, seed=0)
+    seed_everything(0)
+    full_model = Linear()
+    full = fit(full_model, train, val, **kwargs)
+    seed_everything(0)
+    early_model = Linear()
+    early = fit(early_model, train, val, early_stopping=2, **kwargs)
+    assert len(full.history) == 8 and not full.stopped_early
+    assert [h["epoch"] for h in early.history] == [1, 2, 3] and early.stopped_early
+    assert early.best_epoch == full.best_epoch == 1
+    assert torch.equal(early_model.classifier.weight, full_model.classifier.weight)
+    # a run that keeps improving is not cut short
+    seed_everything(0)
+    learning = fit(Linear(), train, val, epochs=3, lr=1e-2, batch_size=16, seed=0, early_stopping=5)
+    assert len(learning.history) == 3 and not learning.stopped_early
+
+
+def test_early_stopping_resumes_to_the_same_stop(tmp_path):
+    train, val = Blobs(64, 0), Blobs(32, 1)
+    kwargs = dict(epochs=8, lr=1e-9, batch_size=16, seed=0, early_stopping=2)
+    seed_everything(0)
+    straight = fit(Linear(), train, val, **kwargs)
+    seed_everything(0)
+    with pytest.raises(Interrupt):
+        fit(Linear(), train, val, checkpoint_dir=tmp_path, on_epoch_end=_stop_after(2), **kwargs)
+    resumed = fit(Linear(), train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert resumed.resumed_from == 2 and resumed.stopped_early
+    strip = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]
+    assert strip(resumed.history) == strip(straight.history)
+    # a checkpoint of a run that already stopped trains nothing more
+    again = fit(Linear(), train, val, checkpoint_dir=tmp_path, resume=True, **kwargs)
+    assert strip(again.history) == strip(straight.history) and again.stopped_early
+
+
+def test_predict_batch_size_default_follows_the_device():
+    from reprolib.engine import EVAL_BATCH_SIZE, eval_batch_size
+
+    assert eval_batch_size("cpu") == EVAL_BATCH_SIZE["cpu"] and eval_batch_size("cuda:0") == EVAL_BATCH_SIZE["cuda"]
+    seed_everything(0)
+    model, data = Linear(), Blobs(70, 1)
+    by_default, _ = predict(model, data)
+    at_256, _ = predict(model, data, batch_size=256)
+    assert torch.allclose(by_default, at_256, atol=1e-6)

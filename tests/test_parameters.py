@@ -58,6 +58,7 @@ CASES: dict[str, tuple[list, list]] = {
     "lr_gamma": ([0.1, 1, 2], [0, -0.1, None]),
     "clip_grad_norm": ([None, 0.8, 5], [0, -0.8, math.nan, "0.8"]),
     "plateau_patience": ([None, 1, 20], [0, 2.5, True]),
+    "early_stopping": ([None, 0, 3], [-1, 3.0, True, "3"]),
     "recipe": (["official", "engine"], ["paper", None, 1]),
     "num_workers": ([None, 0, 4], [-1, 1.0]),
     "jobs": ([None, 1, 2], [0, -1, "2"]),
@@ -353,13 +354,13 @@ def test_option_converts_and_checks():
 def _fit_arguments(**changes):
     return {"epochs": 2, "lr": 1e-3, "batch_size": 4, "seed": 0, "weight_decay": 1e-4, "lr_step": None,
             "lr_gamma": 0.1, "momentum": 0.9, "num_workers": None, "clip_grad_norm": None, "plateau_patience": None,
-            **changes}
+            "early_stopping": 0, **changes}
 
 
 def test_check_fit_refuses_none_where_fit_has_no_preset():
     parameters.check_fit(_fit_arguments())
     parameters.check_fit(_fit_arguments(lr=1, epochs=np.int64(1), lr_step=3, num_workers=0))
-    for name in ("epochs", "lr", "batch_size", "seed", "weight_decay", "lr_gamma", "momentum"):
+    for name in ("epochs", "lr", "batch_size", "seed", "weight_decay", "lr_gamma", "momentum", "early_stopping"):
         with pytest.raises(ParameterError, match=rf"^{name} must be [^(]*, got None$"):
             parameters.check_fit(_fit_arguments(**{name: None}))
 

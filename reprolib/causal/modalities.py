@@ -223,7 +223,7 @@ def _drop_summary(drops: dict[str, float], ddof: int) -> dict[str, Any]:
 
 
 def missing_modality_study(model: nn.Module, dataset: Dataset, score_fn: Callable[[Any, torch.Tensor], float], *,
-                           scenarios: Iterable[Scenario | str | Iterable[str]] = SCENARIOS, batch_size: int = 256,
+                           scenarios: Iterable[Scenario | str | Iterable[str]] = SCENARIOS, batch_size: int | None = None,
                            target_key: str | None = None, forward: Callable[[dict], Any] | None = None,
                            device: torch.device | str | None = None, num_workers: int | None = None,
                            ddof: int = 0, desc: str = "missing modalities") -> dict[str, Any]:

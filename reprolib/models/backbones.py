@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from torch import nn
 
 __all__ = ["ENCODER_NAMES", "CheckpointError", "ResNetEncoder", "SmallCNN", "build_encoder",
@@ -80,6 +79,8 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         if name not in _RESNET_OUT_DIM:
             raise ValueError(f"unknown ResNet {name!r}; choose one of {sorted(_RESNET_OUT_DIM)}")
+        import torchvision  # here, not at the top: importing it costs a smoke notebook about 1.7 s
+
         net = getattr(torchvision.models, name)(weights=None)
         if in_channels != 3:
             # same geometry as torchvision's stem, different input width (no pretrained weights fit it)
