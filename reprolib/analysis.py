@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import normalized_mutual_info_score
 
 
 def contingency(labels: np.ndarray, groups: np.ndarray, n_labels: int, n_groups: int) -> np.ndarray:
@@ -15,6 +14,8 @@ def contingency(labels: np.ndarray, groups: np.ndarray, n_labels: int, n_groups:
 
 def context_nmi(labels: np.ndarray, groups: np.ndarray) -> float:
     """Normalised mutual information between label and context group: 0 = independent, 1 = one determines the other."""
+    from sklearn.metrics import normalized_mutual_info_score  # imported when used: scikit-learn is slow to load
+
     return float(normalized_mutual_info_score(labels, groups))
 
 

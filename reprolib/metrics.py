@@ -8,7 +8,8 @@ Conventions, fixed here once for the whole repo:
 * **accuracy** takes either scores ``[N, K]`` (the prediction is the arg-max over K) or predictions
   ``[N]`` (integer class indices) against integer targets ``[N]``.
 * **average precision** is scikit-learn's ``average_precision_score`` per class, on raw scores (any
-  monotone transform of the scores, e.g. a sigmoid, gives the same AP). This is the EMOTIC protocol of
+  monotone transform of the scores, e.g. a sigmoid, gives the same AP), computed here in numpy the way
+  scikit-learn does (the tests compare the two): importing scikit-learn costs a kernel about 2 s. This is the EMOTIC protocol of
   the PyTorch reference implementations; the official MATLAB ``demoComputeAP`` interpolates
   differently and can differ slightly.
 * **a class with no positive sample has AP = NaN**: precision and recall are undefined for it (recall
@@ -29,10 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score as _sk_accuracy
-from sklearn.metrics import average_precision_score
-from sklearn.metrics import confusion_matrix as _sk_confusion_matrix
-from sklearn.metrics import f1_score as _sk_f1
 
 from reprolib.data.mult import IEMOCAP_EMOTIONS  # the loader owns the format facts
 
@@ -125,6 +122,37 @@ def _scores_and_targets(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarr
     return s, t.astype(np.int64)
 
 
+def _binary_average_precision(truth: np.ndarray, score: np.ndarray) -> float:
+    """scikit-learn's ``average_precision_score`` of one class with at least one positive: the sum over
+    the distinct score thresholds, from the highest, of (recall gained) x (precision there); tied
+    scores form one threshold. The sum runs from the lowest threshold up, as scikit-learn adds it."""
+    order = np.argsort(score, kind="mergesort")[::-1]
+    score, truth = score[order], truth[order].astype(np.float64)
+    last_of_tie = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
+    true_pos = np.cumsum(truth)[last_of_tie]
+    precision = true_pos / (last_of_tie + 1)
+    recall = true_pos / true_pos[-1]
+    precision, recall = np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
+    return float(-np.sum(np.diff(recall) * precision[:-1]))
+
+
+def _binary_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """F1 of the positive class, 0 where it is undefined (scikit-learn's ``zero_division=0``)."""
+    tp = float(np.sum(truth & pred))
+    denom = 2 * tp + float(np.sum(~truth & pred)) + float(np.sum(truth & ~pred))
+    return 2 * tp / denom if denom else 0.0
+
+
+def _weighted_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    """scikit-learn's ``f1_score(truth, pred, average="weighted", zero_division=0)`` of two bool arrays:
+    the F1 of "True" and of "False", weighted by their support in ``truth``."""
+    support = {True: int(np.sum(truth)), False: int(np.sum(~truth))}
+    total = support[True] + support[False]
+    if total == 0:
+        return 0.0
+    return (support[True] * _binary_f1(truth, pred) + support[False] * _binary_f1(~truth, ~pred)) / total
+
+
 def average_precision(scores: Any, targets: Any) -> np.ndarray:
     """Per-class average precision ``[K]`` (scikit-learn ``average_precision_score`` on each column).
 
@@ -137,7 +165,7 @@ def average_precision(scores: Any, targets: Any) -> np.ndarray:
     ap = np.full(s.shape[1], np.nan, dtype=np.float64)
     for k in range(s.shape[1]):
         if t[:, k].any():
-            ap[k] = average_precision_score(t[:, k], s[:, k])
+            ap[k] = _binary_average_precision(t[:, k], s[:, k])
     return ap
 
 
@@ -175,7 +203,8 @@ def confusion_matrix(pred_or_scores: Any, target: Any, num_classes: int) -> np.n
                              f"[0, {num_classes}) ({int(out.sum())} such sample(s))")
     if len(true) == 0:
         return np.zeros((num_classes, num_classes), dtype=np.int64)
-    return _sk_confusion_matrix(true, pred, labels=np.arange(num_classes)).astype(np.int64)
+    return np.bincount(true * num_classes + pred, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes).astype(np.int64)
 
 
 def per_class_accuracy(cm: Any) -> np.ndarray:
@@ -263,8 +292,8 @@ def iemocap_metrics(scores: Any, truths: Any, *, threshold: float = 0.0) -> dict
     out: dict[str, float] = {}
     accs, f1s = [], []
     for e, emotion in enumerate(IEMOCAP_EMOTIONS):
-        acc = float(_sk_accuracy(true[:, e], pred[:, e]))
-        f1 = float(_sk_f1(true[:, e], pred[:, e], average="weighted", zero_division=0))
+        acc = float(np.mean(true[:, e] == pred[:, e]))
+        f1 = _weighted_f1(true[:, e].astype(bool), pred[:, e].astype(bool))
         out[f"acc_{emotion.lower()}"] = acc
         out[f"f1_{emotion.lower()}"] = f1
         accs.append(acc)
@@ -329,16 +358,16 @@ def mosei_metrics(preds: Any, truths: Any) -> dict[str, float | int]:
         "acc5": float(np.mean(rounded(p, 2) == rounded(y, 2))),
     }
     pos_p, pos_y = p >= 0, y >= 0
-    out["acc2_nonneg"] = float(_sk_accuracy(pos_y, pos_p))
-    out["f1_nonneg"] = float(_sk_f1(pos_y, pos_p, average="weighted", zero_division=0))
-    out["f1_binary_nonneg"] = float(_sk_f1(pos_y, pos_p, average="binary", zero_division=0))
+    out["acc2_nonneg"] = float(np.mean(pos_y == pos_p))
+    out["f1_nonneg"] = _weighted_f1(pos_y, pos_p)
+    out["f1_binary_nonneg"] = _binary_f1(pos_y, pos_p)
     nz = y != 0
     if np.any(nz):
         pos_p = (p[nz] >= 0) if cls else (p[nz] > 0)
         pos_y = y[nz] > 0
-        out["acc2_nonzero"] = float(_sk_accuracy(pos_y, pos_p))
-        out["f1_nonzero"] = float(_sk_f1(pos_y, pos_p, average="weighted", zero_division=0))
-        out["f1_binary_nonzero"] = float(_sk_f1(pos_y, pos_p, average="binary", zero_division=0))
+        out["acc2_nonzero"] = float(np.mean(pos_y == pos_p))
+        out["f1_nonzero"] = _weighted_f1(pos_y, pos_p)
+        out["f1_binary_nonzero"] = _binary_f1(pos_y, pos_p)
     else:
         out["acc2_nonzero"] = out["f1_nonzero"] = out["f1_binary_nonzero"] = float("nan")
     out["mae"] = float(np.mean(np.abs(p - y)))

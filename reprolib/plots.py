@@ -6,13 +6,19 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 # Inline figures in JupyterLab at default zoom: 100 dpi (72 made the tick labels unreadably small), and
 # no text below 7 pt. The saved PNGs under results/figures use the same dpi (results.save_figure).
 FIGURE_DPI = 100
 MIN_FONT = 7
+
+
+def _seaborn():
+    """seaborn, imported on first use: it pulls in pandas and SciPy, about 1.5 s of every kernel's start."""
+    import seaborn
+
+    return seaborn
 
 
 def notebook_style() -> None:
@@ -47,7 +53,7 @@ def contingency_heatmaps(tables: dict[str, np.ndarray], row_names, col_label: st
     fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.6), squeeze=False)
     for ax, (name, table) in zip(axes[0], tables.items()):
         rows = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
-        sns.heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", cbar=ax is axes[0, -1],
+        _seaborn().heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", cbar=ax is axes[0, -1],
                     cbar_kws={"label": f"P({col_label} | {row_label})"},
                     yticklabels=list(row_names), xticklabels=list(range(table.shape[1])))
         title = name if nmi is None else f"{name} (NMI {nmi[name]:.2f})"
@@ -91,7 +97,7 @@ def learning_curves(histories: dict[str, list[dict]], val_metric: str | dict[str
     metrics = list(dict.fromkeys(metric_of.values()))
     fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(4 + 3.6 * len(metrics), 3.2), squeeze=False)
     loss_ax, val_axes = axes[0][0], dict(zip(metrics, axes[0][1:]))
-    colours = dict(zip(histories, sns.color_palette("tab10", len(histories))))
+    colours = dict(zip(histories, _seaborn().color_palette("tab10", len(histories))))
     for name, hist in histories.items():
         epochs = [h["epoch"] for h in hist]
         loss_ax.plot(epochs, [h["train_loss"] for h in hist], marker="o", ms=3, color=colours[name], label=name)
@@ -153,7 +159,7 @@ def confusion(cm: np.ndarray, class_names):
     """Row-normalised confusion matrix (rows: true class, columns: predicted)."""
     rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    sns.heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", annot_kws={"size": MIN_FONT},
+    _seaborn().heatmap(rows, ax=ax, vmin=0, vmax=1, cmap="rocket_r", annot=True, fmt=".2f", annot_kws={"size": MIN_FONT},
                 xticklabels=list(class_names), yticklabels=list(class_names),
                 cbar_kws={"label": "share of the true class"})
     ax.set(xlabel="predicted", ylabel="true")
@@ -208,7 +214,7 @@ def group_label_heatmaps(tables: dict[str, np.ndarray], class_names, title_suffi
     fig, axes = plt.subplots(1, len(tables), figsize=(max(3.6, 0.22 * len(class_names) + 1.6) * len(tables), 3.6),
                              squeeze=False)
     for ax, (name, table) in zip(axes[0], tables.items()):
-        sns.heatmap(table, ax=ax, vmin=0, vmax=max(0.5, float(table.max())), cmap="rocket_r",
+        _seaborn().heatmap(table, ax=ax, vmin=0, vmax=max(0.5, float(table.max())), cmap="rocket_r",
                     cbar=ax is axes[0, -1], xticklabels=list(class_names), cbar_kws={"label": value_label},
                     yticklabels=list(row_names) if row_names is not None else list(range(len(table))))
         ax.set_title(name + ((title_suffix or {}).get(name, "")), fontsize=9)
@@ -249,7 +255,7 @@ def modality_shares(shares: dict[str, dict[str, float]], title: str = ""):
     rows = list(shares)
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.0))
     left = np.zeros(len(rows))
-    for modality, colour in zip(("text", "audio", "vision"), sns.color_palette("Set2", 3)):
+    for modality, colour in zip(("text", "audio", "vision"), _seaborn().color_palette("Set2", 3)):
         vals = np.nan_to_num([shares[r][modality] for r in rows])
         ax.barh(rows, vals, left=left, color=colour, label=modality)
         for y, (l, v) in enumerate(zip(left, vals)):
@@ -291,7 +297,7 @@ def paper_summary(rows, title: str = ""):
     scores = list(rows[0].scores)
     methods = list(dict.fromkeys(r.method for r in rows))
     columns = ["published"] + settings(rows)
-    colours = ["0.65"] + sns.color_palette("deep", len(methods))
+    colours = ["0.65"] + _seaborn().color_palette("deep", len(methods))
     width = 0.8 / (len(methods) + 1)
     fig, axes = plt.subplots(len(scores), len(groups), figsize=(2.9 * len(groups) + 0.4, 2.5 * len(scores) + 0.8),
                              squeeze=False, sharey="row")
@@ -369,7 +375,7 @@ def gains_against_published(rows, paper: str, title: str = ""):
     bars = [("paper (real test)", None, None)] + [(f"ours, {s.label}: {k}", s, k) for s in shown for k in ("test", "test_ood")]
     if own:
         bars += [(f"ours, {s.label}: test_ood over the baseline's own loss", s, "own") for s in shown]
-    colours = ["0.6"] + sns.color_palette("deep", len(bars) - 1)
+    colours = ["0.6"] + _seaborn().color_palette("deep", len(bars) - 1)
     width = 0.8 / len(bars)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 3.6), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):

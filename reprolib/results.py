@@ -80,7 +80,6 @@ def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
     """Who/what/when of a run: parameters, machine, library versions and lock, git commit, device."""
     import matplotlib
     import numpy
-    import sklearn
     import torch
 
     return {
@@ -91,7 +90,7 @@ def provenance(parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": machine(),
         "versions": {"torch": torch.__version__, "torchvision": _installed_version("torchvision"), "numpy": numpy.__version__,
-                     "sklearn": sklearn.__version__, "matplotlib": matplotlib.__version__},
+                     "sklearn": _installed_version("scikit-learn"), "matplotlib": matplotlib.__version__},
         "lock": lock_fingerprint(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }

@@ -20,18 +20,20 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from reprolib import atomic, dryrun
 from reprolib.data.views import DataFormatError, read_npy_header
 from reprolib.progress import progress
+
+if TYPE_CHECKING:  # scikit-learn is imported where clusters are fitted: it costs a kernel ~2 s to load
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.preprocessing import StandardScaler
 
 MINIBATCH_ABOVE = 20_000  # samples; above this k-means switches to the mini-batch variant
 
@@ -102,6 +104,9 @@ def fit_context_clusters(features: np.ndarray, n_clusters: int, seed: int = 0) -
     """k-means with ``n_clusters`` groups (seeded; mini-batch for large sets) on standardised features."""
     if len(features) < n_clusters:
         raise ValueError(f"cannot form {n_clusters} clusters from {len(features)} samples")
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(features)
     scaled = scaler.transform(features)
     if len(features) > MINIBATCH_ABOVE:
