@@ -26,7 +26,7 @@ import torch
 from reprolib import dryrun, experiments, metrics
 from reprolib.presets import MER_SIZES
 from reprolib.causal.causalmer import CausalMER, build_causalmer
-from reprolib.causal.modalities import drop_share, missing_modality_study
+from reprolib.causal.modalities import drop_share, missing_modality_studies, missing_modality_study
 from reprolib.data import synthetic
 from reprolib.engine import predict
 from reprolib.models.mult import MulT
@@ -140,13 +140,15 @@ def all_metrics(data: experiments.DataBundle, outputs: torch.Tensor, targets: to
     return metrics.mosei_metrics(outputs, targets)
 
 
-def causalmer_diagnostics(model: CausalMER, data: experiments.DataBundle, split: str = "test") -> dict[str, Any]:
+def causalmer_diagnostics(model: CausalMER, data: experiments.DataBundle, split: str = "test", *,
+                          outputs: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
     """What CausalMER's inference does on ``split``: scores of TIE, Z_fact and each branch (z_m = the
     MulT inside, z_t / z_a / z_v the unimodal branches) and what each follows on synthetic data
     (:func:`shortcut_following`), the constants, and the size of the counterfactual correction,
-    mean |TIE - Z_fact| / mean |Z_fact| (0 = TIE is the factual fusion)."""
-    out, targets = predict(model, data.splits[split], target_key=data.target_key, forward=model.outputs,
-                           desc=f"{split} (all branches)")
+    mean |TIE - Z_fact| / mean |Z_fact| (0 = TIE is the factual fusion). ``outputs``: the
+    ``(model.outputs on split, targets)`` when already computed (:func:`evaluate` has them)."""
+    out, targets = outputs or predict(model, data.splits[split], target_key=data.target_key, forward=model.outputs,
+                                      desc=f"{split} (all branches)")
     keys = {"tie": "tie", "z_fact": "Z_fact", "mult_branch": "z_m", "text_branch": "z_t", "audio_branch": "z_a",
             "vision_branch": "z_v"}
     correction = float((out["tie"] - out["Z_fact"]).abs().mean() / out["Z_fact"].abs().mean().clamp_min(1e-12))
@@ -162,17 +164,20 @@ def evaluate(run: experiments.Run, data: experiments.DataBundle) -> dict[str, An
     diagnostics when the model is one). JSON-plain."""
     model = run.model
     test = data.splits["test"]
-    study = missing_modality_study(model, test, data.score, target_key=data.target_key)
+    if isinstance(model, CausalMER):  # TIE (the model's output) and Z_fact studied from the same passes
+        studies, full_outputs = missing_modality_studies(model, test, data.score, forward=model.outputs,
+                                                         keys=("tie", "Z_fact"), target_key=data.target_key)
+        study = studies["tie"]
+    else:
+        study = missing_modality_study(model, test, data.score, target_key=data.target_key)
     record: dict[str, Any] = {
         "val": run.fit.best_val, "test": run.scores["test"],
         "metrics": all_metrics(data, *run.outputs["test"]), "study": study, "drop_share": drop_share(study),
         "follows": shortcut_following(data, run.outputs["test"][0]),
         "best_epoch": run.fit.best_epoch}
     if isinstance(model, CausalMER):
-        record["causalmer"] = causalmer_diagnostics(model, data)
-        factual = missing_modality_study(model, test, data.score, target_key=data.target_key,
-                                         forward=model.factual_scores, desc="missing modalities (Z_fact)")
-        record["causalmer"]["factual_std_drop"] = factual["summary"]["std_drop"]
+        record["causalmer"] = causalmer_diagnostics(model, data, outputs=full_outputs)
+        record["causalmer"]["factual_std_drop"] = studies["Z_fact"]["summary"]["std_drop"]
     return record
 
 

@@ -347,7 +347,7 @@ def causalmer_run(*, seed: int, cfg: Any, data: Mapping[str, Any], records: Mapp
                      f"{follows_text(branches[lead])}.")
         out.append(line)
     if moved:
-        out += ["", f"**Constants at lr {constant_lr:g}** (the ablation; the rest at lr {cfg.lr:g})."]
+        out += ["", f"**Constants at lr {constant_lr:g}** (the ablation, on {', '.join(moved)}; the rest at lr {cfg.lr:g})."]
         for name, rec in moved.items():
             free, base = rec["causalmer"], records[name, "causalmer"]
             line = (f"- {name}: constants " + ", ".join(f"c_{k} {free['constants'][k]:+.2f}" for k in "tav" if k in free["constants"])

@@ -266,3 +266,44 @@ def test_shapley_values_of_two_players_are_the_textbook_ones():
     assert result["mean_abs"]["text"] == pytest.approx(float(f_x) / 2, rel=1e-5)
     assert result["mean_abs"]["audio"] == pytest.approx(float(f_x) / 2, rel=1e-5)
     assert result["mean_abs"]["vision"] == 0.0
+
+
+def test_shapley_from_the_corners_equals_captum_shapley_values():
+    """The 2^3 corners scored once give Captum's ShapleyValues (all 3! orders), per sample."""
+    from captum.attr import ShapleyValues
+
+    from reprolib.causal.modalities import _as_function, shapley_attribution, target_output
+
+    data, model = DictData(n=7), Smooth().eval()
+    batch = {**{m: data.x[m] for m in MODS}, "label": data.y, "index": torch.arange(7)}
+    inputs = tuple(batch[m] for m in MODS)
+    masks = tuple(torch.full((1, *x.shape[1:]), i, dtype=torch.long) for i, x in enumerate(inputs))
+    calls = []
+
+    def counted(b):
+        calls.append(1)
+        return model(b)
+
+    with torch.no_grad():
+        phi = ShapleyValues(_as_function(counted, batch, MODS, lambda out, b: target_output(out, b, "label"))).attribute(
+            inputs, baselines=tuple(torch.zeros_like(x) for x in inputs), feature_mask=masks)
+    reference = {m: p.flatten(1)[:, 0] for m, p in zip(MODS, phi)}
+    ours = shapley_attribution(model, data, batch_size=7)
+    for m in MODS:
+        assert ours["mean_signed"][m] == pytest.approx(float(reference[m].mean()), rel=1e-5, abs=1e-7)
+        assert ours["mean_abs"][m] == pytest.approx(float(reference[m].abs().mean()), rel=1e-5, abs=1e-7)
+    assert len(calls) == 19  # what the docstring says Captum needs; the corners take 8
+
+
+def test_studies_of_several_outputs_equal_one_study_per_output():
+    from reprolib.causal.modalities import missing_modality_studies
+
+    data, model = DictData(n=12), Smooth().eval()
+    score = sign_accuracy(data, model)
+    both = lambda b: {"plain": model(b), "negated": -model(b)}
+    studies, (full, targets) = missing_modality_studies(model, data, score, forward=both, keys=("plain", "negated"),
+                                                        batch_size=5)
+    assert studies["plain"] == missing_modality_study(model, data, score, batch_size=5)
+    assert studies["negated"] == missing_modality_study(model, data, score, batch_size=5, forward=lambda b: -model(b))
+    torch.testing.assert_close(full["plain"], model({m: data.x[m] for m in MODS}))
+    assert len(targets) == 12
